@@ -1,0 +1,456 @@
+"""The machine configuration, parsed from QEMU-style options as QEMU spells them.
+
+Accepted: ``-M``/``-machine`` (``pseries`` or ``pseries-X.Y`` with ``ic-mode``, ``kernel-irqchip`` /
+``kernel_irqchip``, ``max-cpu-compat``, ``accel``), ``-cpu``, ``-smp``, ``-accel`` and
+``-enable-kvm``. Every refusal is a :class:`ConfigError` carrying QEMU's own text where QEMU has
+one. Parsing builds a new object and never changes an existing one.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+from .errors import ConfigError
+
+# --- Machine versions (hw/ppc/spapr.c class options) -------------------------------------------------
+
+#: Every pseries machine version this model knows, oldest first; the last is what "pseries" means.
+MACHINE_VERSIONS: tuple[tuple[int, int], ...] = (
+    *((2, minor) for minor in range(1, 13)),
+    (3, 0), (3, 1),
+    (4, 0), (4, 1), (4, 2),
+    (5, 0), (5, 1), (5, 2),
+    (6, 0), (6, 1), (6, 2),
+    (7, 0), (7, 1), (7, 2),
+    (8, 0), (8, 1), (8, 2),
+    (9, 0), (9, 1), (9, 2),
+    (10, 0), (10, 1),
+)
+LATEST_VERSION = MACHINE_VERSIONS[-1]
+
+
+def version_name(version: tuple[int, int]) -> str:
+    return f"pseries-{version[0]}.{version[1]}"
+
+
+def default_ic_mode(version: tuple[int, int]) -> str:
+    """ic-mode a machine version starts with: legacy up to 3.0, xics for 3.1/4.0, dual from 4.1."""
+    if version <= (3, 0):
+        return "legacy"
+    if version <= (4, 0):
+        return "xics"
+    return "dual"
+
+
+def default_cpu(version: tuple[int, int]) -> str:
+    """-cpu a machine version uses when none is given."""
+    if version <= (2, 7):
+        return "power7_v2.3"
+    if version <= (3, 1):
+        return "power8_v2.0"
+    if version <= (8, 2):
+        return "power9_v2.2"
+    return "power10_v2.0"
+
+
+# --- CPU models and compat levels (target/ppc) -------------------------------------------------------
+
+#: CPU generations in order; the index is what "newer" means.
+CPU_FAMILIES: tuple[str, ...] = ("power7", "power8", "power9", "power10")
+
+#: Every -cpu model this model knows (lower case) and its generation. "powerN" names the default
+#: revision, as QEMU's aliases do.
+CPU_MODELS: dict[str, str] = {
+    "power7_v2.3": "power7",
+    "power8_v2.0": "power8",
+    "power9_v2.0": "power9",
+    "power9_v2.2": "power9",
+    "power10_v2.0": "power10",
+}
+CPU_ALIASES: dict[str, str] = {
+    "power7": "power7_v2.3",
+    "power8": "power8_v2.0",
+    "power9": "power9_v2.2",
+    "power10": "power10_v2.0",
+}
+#: max-cpu-compat values (target/ppc/compat.c); power6 and power7+ exist but no CPU here is older.
+COMPAT_LEVELS: tuple[str, ...] = ("power6", "power7", "power7+", "power8", "power9", "power10")
+
+
+def compat_rank(level: str) -> float:
+    """Order of compat levels against CPU_FAMILIES (power7+ sits between power7 and power8)."""
+    return {"power6": -1, "power7": 0, "power7+": 0.5, "power8": 1, "power9": 2, "power10": 3}[level]
+
+
+# --- The configuration -------------------------------------------------------------------------------
+
+KERNEL_IRQCHIP_VALUES = ("on", "off", "split")
+IC_MODES = ("xics", "xive", "dual")
+ACCELS = ("kvm", "tcg")
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """What the user asked for. `kernel_irqchip` is "allowed" when unset.
+
+    `cpu` is a canonical model name or "host" (resolved against the host at machine creation).
+    `accel` is the list of accelerators to try in order; empty means the host's natural one.
+    """
+
+    version: tuple[int, int] = LATEST_VERSION
+    ic_mode: str = "dual"
+    ic_mode_explicit: bool = False
+    kernel_irqchip: str = "allowed"
+    kernel_irqchip_from: str | None = None  # "machine" or "accel"
+    max_cpu_compat: str | None = None
+    cpu: str = "power10_v2.0"
+    cpu_explicit: bool = False
+    smp_cpus: int = 1
+    max_cpus: int = 1
+    threads: int = 1
+    accel: tuple[str, ...] = ()
+    options: tuple[str, ...] = field(default=(), compare=False)
+
+    # -- derived --------------------------------------------------------------------------------
+    @property
+    def machine_type(self) -> str:
+        return version_name(self.version)
+
+    @property
+    def legacy(self) -> bool:
+        """pseries-3.0 and older: the legacy XICS backend (0x400 sources, dynamic IRQ numbers)."""
+        return self.version <= (3, 0)
+
+    @property
+    def vsmt(self) -> int:
+        """Virtual SMT mode: threads per core from pseries-4.2, at least 8 before."""
+        return self.threads if self.version >= (4, 2) else max(8, self.threads)
+
+    @property
+    def nr_servers(self) -> int:
+        """spapr_max_server_number(): interrupt server numbers the controllers must cover."""
+        return -(-self.max_cpus * self.vsmt // self.threads)
+
+    def vcpu_id(self, cpu_index: int) -> int:
+        """The vCPU id (interrupt server number) of CPU `cpu_index`."""
+        return (cpu_index // self.threads) * self.vsmt + cpu_index % self.threads
+
+    def cpu_family(self, host_cpu: str | None = None) -> str:
+        if self.cpu == "host":
+            if host_cpu is None:
+                raise ConfigError("The 'host' CPU type can only be used with KVM or HVF")
+            return host_cpu
+        return CPU_MODELS[self.cpu]
+
+    def power9_capable(self, host_cpu: str | None = None) -> bool:
+        """ppc_type_check_compat(cpu, ISA 3.00, max-cpu-compat): a POWER9+ CPU not capped below."""
+        family = CPU_FAMILIES.index(self.cpu_family(host_cpu))
+        if family < CPU_FAMILIES.index("power9"):
+            return False
+        return self.max_cpu_compat is None or compat_rank(self.max_cpu_compat) >= 2
+
+    def command_line(self) -> str:
+        """The options in canonical QEMU spelling (what `explain` prints)."""
+        props = [self.machine_type]
+        if self.ic_mode_explicit:
+            props.append(f"ic-mode={self.ic_mode}")
+        if self.kernel_irqchip != "allowed" and self.kernel_irqchip_from == "machine":
+            props.append(f"kernel-irqchip={self.kernel_irqchip}")
+        if self.max_cpu_compat:
+            props.append(f"max-cpu-compat={self.max_cpu_compat}")
+        words = ["-M", ",".join(props), "-cpu", self.cpu]
+        smp = str(self.smp_cpus)
+        if self.max_cpus != self.smp_cpus:
+            smp += f",maxcpus={self.max_cpus}"
+        if self.threads != 1:
+            smp += f",threads={self.threads}"
+        words += ["-smp", smp]
+        for accel in self.accel:
+            value = accel
+            if accel == "kvm" and self.kernel_irqchip_from == "accel":
+                value += f",kernel-irqchip={self.kernel_irqchip}"
+            words += ["-accel", value]
+        return " ".join(words)
+
+
+# --- Parsing -----------------------------------------------------------------------------------------
+
+
+def _split_props(text: str) -> list[str]:
+    """QemuOpts splitting: commas separate, a doubled comma is a literal comma."""
+    parts, current, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == ",":
+            if i + 1 < len(text) and text[i + 1] == ",":
+                current.append(",")
+                i += 2
+                continue
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _parse_int(option: str, name: str, text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise ConfigError(f"{option}: Parameter '{name}' expects a number")
+    return int(text)
+
+
+def _parse_machine_type(option: str, value: str) -> tuple[int, int]:
+    if value == "pseries":
+        return LATEST_VERSION
+    match = re.fullmatch(r"pseries-([0-9]+)\.([0-9]+)", value)
+    if match:
+        version = (int(match.group(1)), int(match.group(2)))
+        if version in MACHINE_VERSIONS:
+            return version
+    raise ConfigError(
+        f"{option}: unsupported machine type",
+        ("Use -machine help to list supported machines",),
+    )
+
+
+def _parse_cpu(value: str) -> str:
+    name = value.lower()
+    if name == "host":
+        return "host"
+    name = CPU_ALIASES.get(name, name)
+    if name not in CPU_MODELS:
+        raise ConfigError(f"unable to find CPU model '{value}'")
+    return name
+
+
+def _onoffsplit(option: str, value: str) -> str:
+    if value not in KERNEL_IRQCHIP_VALUES:
+        raise ConfigError(f"{option}: Parameter 'kernel-irqchip' does not accept value '{value}'")
+    return value
+
+
+class _Builder:
+    """Mutable scratch state while reading options; turned into a frozen MachineConfig at the end."""
+
+    def __init__(self) -> None:
+        self.machine: dict[str, str] = {}
+        self.machine_order: list[tuple[str, str, str]] = []  # (option text, prop, value)
+        self.machine_type: str | None = None
+        self.machine_option = "-M pseries"
+        self.cpu: str | None = None
+        self.smp: tuple[int, int, int] | None = None
+        self.accel: list[str] = []
+        self.accel_irqchip: str | None = None
+        self.accel_option = ""
+
+
+def _read_machine(b: _Builder, option: str, value: str) -> None:
+    for index, prop in enumerate(_split_props(value)):
+        if index == 0 and "=" not in prop:
+            b.machine_type = prop
+            b.machine_option = option
+            continue
+        if "=" not in prop:
+            raise ConfigError(f"{option}: Invalid parameter '{prop}'")
+        key, val = prop.split("=", 1)
+        if key == "type":
+            b.machine_type = val
+            b.machine_option = option
+            continue
+        b.machine_order.append((option, key, val))
+
+
+def _read_smp(option: str, value: str) -> tuple[int, int | None, int]:
+    cpus: int | None = None
+    maxcpus: int | None = None
+    threads = 1
+    for index, prop in enumerate(_split_props(value)):
+        if index == 0 and "=" not in prop:
+            cpus = _parse_int(option, "cpus", prop)
+            continue
+        if "=" not in prop:
+            raise ConfigError(f"{option}: Invalid parameter '{prop}'")
+        key, val = prop.split("=", 1)
+        if key == "cpus":
+            cpus = _parse_int(option, key, val)
+        elif key == "maxcpus":
+            maxcpus = _parse_int(option, key, val)
+        elif key == "threads":
+            threads = _parse_int(option, key, val)
+        elif key in ("cores", "sockets", "dies", "clusters", "books", "drawers"):
+            _parse_int(option, key, val)  # topology we do not model, but must still be a number
+        else:
+            raise ConfigError(f"{option}: Invalid parameter '{key}'")
+    if cpus is None:
+        cpus = maxcpus if maxcpus is not None else 1
+    return cpus, maxcpus, threads
+
+
+def _read_accel(b: _Builder, option: str, value: str) -> None:
+    props = _split_props(value)
+    name = props[0]
+    if "=" in name:
+        key, name = name.split("=", 1)
+        if key != "accel":
+            raise ConfigError(f"{option}: Parameter 'accel' is missing")
+    if name not in ACCELS:
+        raise ConfigError(f"invalid accelerator {name}")
+    for prop in props[1:]:
+        if "=" not in prop:
+            raise ConfigError(f"{option}: Invalid parameter '{prop}'")
+        key, val = prop.split("=", 1)
+        if key in ("kernel-irqchip", "kernel_irqchip"):
+            if name != "kvm":
+                raise ConfigError(f"Property '{name}-accel.kernel-irqchip' not found")
+            b.accel_irqchip = _onoffsplit(option, val)
+            b.accel_option = option
+        else:
+            raise ConfigError(f"Property '{name}-accel.{key}' not found")
+    b.accel.append(name)
+
+
+def _tokens(options: str | Sequence[str]) -> list[str]:
+    if isinstance(options, str):
+        try:
+            return shlex.split(options)
+        except ValueError as exc:
+            raise ConfigError(f"cannot split the options: {exc}") from None
+    return list(options)
+
+
+def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
+    """Parse QEMU options into a MachineConfig, or raise ConfigError with QEMU's text."""
+    words = _tokens(options)
+    b = _Builder()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        flag = word[1:] if word.startswith("--") else word
+        if flag == "-enable-kvm":
+            b.accel.append("kvm")
+            i += 1
+            continue
+        if flag in ("-M", "-machine", "-cpu", "-smp", "-accel"):
+            if i + 1 >= len(words):
+                raise ConfigError(f"{word}: requires an argument")
+            value = words[i + 1]
+            option = f"{word} {value}"
+            if flag in ("-M", "-machine"):
+                _read_machine(b, option, value)
+            elif flag == "-cpu":
+                b.cpu = _parse_cpu(value)
+            elif flag == "-smp":
+                b.smp = _read_smp(option, value)
+            else:
+                _read_accel(b, option, value)
+            i += 2
+            continue
+        raise ConfigError(f"{word}: invalid option")
+    return _build(b, tuple(words))
+
+
+def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
+    version = _parse_machine_type(b.machine_option, b.machine_type or "pseries")
+    mtype = version_name(version)
+    ic_mode = default_ic_mode(version)
+    ic_mode_explicit = False
+    machine_irqchip: str | None = None
+    max_compat: str | None = None
+    for option, key, val in b.machine_order:
+        if key == "ic-mode":
+            if version <= (3, 0):
+                raise ConfigError(
+                    f"{option}: This machine only uses the legacy XICS backend, don't pass ic-mode"
+                )
+            if val not in IC_MODES:
+                raise ConfigError(f'{option}: Bad value for "ic-mode" property')
+            ic_mode, ic_mode_explicit = val, True
+        elif key in ("kernel-irqchip", "kernel_irqchip"):
+            machine_irqchip = _onoffsplit(option, val)
+        elif key == "max-cpu-compat":
+            if val not in COMPAT_LEVELS:
+                raise ConfigError(f'{option}: Invalid compatibility mode "{val}"')
+            max_compat = val
+        elif key == "accel":
+            for name in val.split(":"):
+                if name not in ACCELS:
+                    raise ConfigError(f"invalid accelerator {name}")
+                b.accel.append(name)
+        else:
+            raise ConfigError(f"{option}: Property '{mtype}-machine.{key}' not found")
+
+    cpu = b.cpu or default_cpu(version)
+    cpus, maxcpus, threads = b.smp or (1, None, 1)
+    maxcpus = cpus if maxcpus is None else maxcpus
+    _check_smp(mtype, cpus, maxcpus, threads)
+
+    # -M kernel-irqchip is sugar for the KVM accelerator's property; an explicit -accel kvm value
+    # wins. Under TCG the sugar has nothing to apply to and is accepted without effect.
+    if b.accel_irqchip is not None:
+        irqchip, source = b.accel_irqchip, "accel"
+    elif machine_irqchip is not None:
+        irqchip, source = machine_irqchip, "machine"
+    else:
+        irqchip, source = "allowed", None
+
+    return MachineConfig(
+        version=version,
+        ic_mode=ic_mode,
+        ic_mode_explicit=ic_mode_explicit,
+        kernel_irqchip=irqchip,
+        kernel_irqchip_from=source,
+        max_cpu_compat=max_compat,
+        cpu=cpu,
+        cpu_explicit=b.cpu is not None,
+        smp_cpus=cpus,
+        max_cpus=maxcpus,
+        threads=threads,
+        accel=tuple(b.accel),
+        options=words,
+    )
+
+
+MAX_CPUS = 0x1000  # mc->max_cpus = SPAPR_IRQ_NR_IPIS: one XIVE IPI per possible vCPU
+
+
+def _check_smp(mtype: str, cpus: int, maxcpus: int, threads: int) -> None:
+    if cpus < 1:
+        raise ConfigError("Invalid SMP CPUs 0. The min CPUs supported by machine "
+                          f"'{mtype}' is 1")
+    if threads < 1 or threads > 8:
+        raise ConfigError(f"Invalid SMP threads {threads}: a POWER core has 1 to 8 threads")
+    if maxcpus < cpus:
+        raise ConfigError("maxcpus must be equal to or greater than smp")
+    if maxcpus > MAX_CPUS:
+        raise ConfigError(
+            f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine '{mtype}' is {MAX_CPUS}"
+        )
+    if cpus % threads:
+        raise ConfigError(f"cpus ({cpus}) must be multiple of threads ({threads})")
+    if maxcpus % threads:
+        raise ConfigError(f"max_cpus ({maxcpus}) must be multiple of threads ({threads})")
+
+
+def with_options(config: MachineConfig, **changes) -> MachineConfig:
+    """A copy of `config` with fields changed (for explorers building many configurations)."""
+    return replace(config, **changes)
+
+
+def all_machine_options(versions: Iterable[tuple[int, int]] = (LATEST_VERSION,)) -> list[str]:
+    """The -M strings of every ic-mode x kernel-irqchip cell for the given versions."""
+    cells = []
+    for version in versions:
+        for mode in (None, *IC_MODES):
+            for irqchip in (None, "on", "off"):
+                props = [version_name(version)]
+                if mode:
+                    props.append(f"ic-mode={mode}")
+                if irqchip:
+                    props.append(f"kernel-irqchip={irqchip}")
+                cells.append(",".join(props))
+    return cells

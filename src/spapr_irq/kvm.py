@@ -1,0 +1,497 @@
+"""The KVM device ABI a PowerPC host offers, as the ioctls QEMU makes (spec/linux.md A.1-A.6).
+
+One :class:`Kvm` is one VM's view of the host kernel: capabilities, interrupt-controller devices
+(create, attributes by group, mmap, close with or without release), vCPU connection and the RTAS
+tokens served in the kernel. Every call goes through :meth:`Kvm._enter`, which logs it and fails it
+with -errno when the :class:`FaultPlan` says so, so that callers' error paths can be exercised.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from dataclasses import dataclass, field
+
+from .errors import KvmError
+from .host import Host
+
+# --- ABI numbers (include/uapi/linux/kvm.h, arch/powerpc/include/uapi/asm/kvm.h) ----------------------
+KVM_CAP_PPC_RTAS = 91
+KVM_CAP_IRQ_XICS = 92
+KVM_CAP_PPC_IRQ_XIVE = 169
+
+KVM_DEV_TYPE_XICS = 3
+KVM_DEV_TYPE_XIVE = 9
+DEVICE_TYPE_NAMES = {KVM_DEV_TYPE_XICS: "XICS", KVM_DEV_TYPE_XIVE: "XIVE"}
+
+KVM_DEV_XICS_GRP_SOURCES = 1
+KVM_DEV_XICS_GRP_CTRL = 2
+KVM_DEV_XICS_NR_SERVERS = 1
+
+KVM_DEV_XIVE_GRP_CTRL = 1
+KVM_DEV_XIVE_RESET = 1
+KVM_DEV_XIVE_EQ_SYNC = 2
+KVM_DEV_XIVE_NR_SERVERS = 3
+KVM_DEV_XIVE_GRP_SOURCE = 2
+KVM_DEV_XIVE_GRP_SOURCE_CONFIG = 3
+KVM_DEV_XIVE_GRP_EQ_CONFIG = 4
+KVM_DEV_XIVE_GRP_SOURCE_SYNC = 5
+
+KVM_XIVE_LEVEL_SENSITIVE = 1 << 0
+KVM_XIVE_LEVEL_ASSERTED = 1 << 1
+
+KVM_XICS_DESTINATION_MASK = 0xFFFFFFFF
+KVM_XICS_PRIORITY_SHIFT = 32
+KVM_XICS_LEVEL_SENSITIVE = 1 << 40
+KVM_XICS_MASKED = 1 << 41
+KVM_XICS_PENDING = 1 << 42
+KVM_XICS_PRESENTED = 1 << 43
+KVM_XICS_QUEUED = 1 << 44
+
+KVM_XIVE_TIMA_PAGE_OFFSET = 0
+KVM_XIVE_ESB_PAGE_OFFSET = 4
+
+KVMPPC_XICS_FIRST_IRQ = 16
+KVMPPC_XICS_NR_IRQS = 1 << 20
+KVMPPC_XIVE_NR_IRQS = KVMPPC_XICS_NR_IRQS
+KVM_MAX_VCPUS = 2048
+KVM_MAX_VCPU_IDS = KVM_MAX_VCPUS * 8
+
+#: Names the kernel serves as RTAS calls when a token is defined for them (book3s_rtas.c).
+KERNEL_RTAS_CALLS = ("ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")
+
+
+# --- Fault injection -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fault:
+    errno: int
+    call: str | None  # None: any call
+    nth: int  # 1-based index among matching calls, counted from when the fault was armed
+    seen: int = 0
+
+
+@dataclass
+class FaultPlan:
+    """Calls to fail. ``fail(errno, nth=3)`` fails the third KVM call made from now on;
+    ``fail(errno, call="create_device")`` the next create. Each fault fires once."""
+
+    faults: list[_Fault] = field(default_factory=list)
+
+    def fail(self, errno: int = E.EIO, *, call: str | None = None, nth: int = 1) -> None:
+        if nth < 1:
+            raise ValueError("nth counts from 1")
+        self.faults.append(_Fault(errno=errno, call=call, nth=nth))
+
+    def clear(self) -> None:
+        self.faults.clear()
+
+    def check(self, call: str) -> int:
+        """0, or the errno the call `call` must fail with now."""
+        for fault in self.faults:
+            if fault.call in (None, call):
+                fault.seen += 1
+                if fault.seen == fault.nth:
+                    self.faults.remove(fault)
+                    return fault.errno
+        return 0
+
+    @property
+    def armed(self) -> bool:
+        return bool(self.faults)
+
+
+# --- Devices -------------------------------------------------------------------------------------------
+
+
+class KvmDevice:
+    """An in-kernel interrupt-controller device. `kind` is the kernel's ops name."""
+
+    kind = ""
+    type_id = 0
+
+    def __init__(self, kvm: "Kvm", fd: int) -> None:
+        self.kvm = kvm
+        self.fd = fd
+        self.released = False
+        self.vcpus: set[int] = set()  # vCPU ids whose presenter is attached
+
+    # Attribute access: subclasses map (group, attr) to handlers returning a value or raising errno.
+    def set_attr(self, group: int, attr: int, value) -> None:
+        raise _errno(E.ENXIO)
+
+    def get_attr(self, group: int, attr: int):
+        raise _errno(E.ENXIO)
+
+    def has_attr(self, group: int, attr: int) -> bool:
+        return False
+
+    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
+        raise _errno(E.EPERM)
+
+    def release(self) -> None:
+        """The 'release' method: detach every presenter and forget the device's state."""
+        for vcpu_id in list(self.vcpus):
+            self.kvm.vcpus[vcpu_id].detach()
+        self.vcpus.clear()
+        self.released = True
+
+
+class _Errno(Exception):
+    def __init__(self, errno: int) -> None:
+        self.errno = errno
+
+
+def _errno(code: int) -> _Errno:
+    return _Errno(code)
+
+
+class XicsDevice(KvmDevice):
+    """KVM_DEV_TYPE_XICS: the software XICS (kvm-xics) or XICS-on-XIVE (kvm-xive)."""
+
+    type_id = KVM_DEV_TYPE_XICS
+
+    def __init__(self, kvm: "Kvm", fd: int, kind: str) -> None:
+        super().__init__(kvm, fd)
+        self.kind = kind
+        self.sources: dict[int, int] = {}  # source number -> 64-bit state word
+        self.nr_servers = KVM_MAX_VCPUS
+        self.vp_block_allocated = False
+
+    @property
+    def _has_ctrl(self) -> bool:
+        return self.kind == "kvm-xive" and self.kvm.host.nr_servers_attr
+
+    def has_attr(self, group: int, attr: int) -> bool:
+        if group == KVM_DEV_XICS_GRP_SOURCES:
+            return KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
+        if group == KVM_DEV_XICS_GRP_CTRL:
+            return self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS
+        return False
+
+    def set_attr(self, group: int, attr: int, value) -> None:
+        if group == KVM_DEV_XICS_GRP_SOURCES:
+            if not KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS:
+                raise _errno(E.ENOENT)
+            priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
+            server = value & KVM_XICS_DESTINATION_MASK
+            if priority != 0xFF and not value & KVM_XICS_MASKED and server not in self.vcpus:
+                raise _errno(E.EINVAL)
+            self.sources[attr] = value
+            return
+        if group == KVM_DEV_XICS_GRP_CTRL and self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS:
+            self._set_nr_servers(value)
+            return
+        raise _errno(E.ENXIO)
+
+    def _set_nr_servers(self, value: int) -> None:
+        if value == 0 or value > KVM_MAX_VCPU_IDS:
+            raise _errno(E.EINVAL)
+        if self.vp_block_allocated:
+            raise _errno(E.EBUSY)
+        self.nr_servers = min(value, KVM_MAX_VCPUS)
+
+    def get_attr(self, group: int, attr: int):
+        if group == KVM_DEV_XICS_GRP_SOURCES:
+            if attr not in self.sources:
+                raise _errno(E.ENOENT)
+            return self.sources[attr]
+        raise _errno(E.ENXIO)
+
+    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
+        if self.kind == "kvm-xive":
+            if server >= self.nr_servers:
+                raise _errno(E.EINVAL)
+            self.vp_block_allocated = True
+        vcpu.attach(self, server)
+
+
+class XiveNativeDevice(KvmDevice):
+    """KVM_DEV_TYPE_XIVE: the XIVE native exploitation device (kvm-xive-native, Linux 5.2+)."""
+
+    kind = "kvm-xive-native"
+    type_id = KVM_DEV_TYPE_XIVE
+
+    def __init__(self, kvm: "Kvm", fd: int) -> None:
+        super().__init__(kvm, fd)
+        self.sources: dict[int, int] = {}  # source number -> KVM_XIVE_LEVEL_* flags
+        self.nr_servers = KVM_MAX_VCPUS
+        self.vp_block_allocated = False
+        self.resets = 0
+        self.mappings: set[int] = set()  # mmap page offsets currently mapped
+
+    def has_attr(self, group: int, attr: int) -> bool:
+        if group == KVM_DEV_XIVE_GRP_CTRL:
+            if attr == KVM_DEV_XIVE_NR_SERVERS:
+                return self.kvm.host.nr_servers_attr
+            return attr in (KVM_DEV_XIVE_RESET, KVM_DEV_XIVE_EQ_SYNC)
+        if group in (KVM_DEV_XIVE_GRP_SOURCE, KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
+                     KVM_DEV_XIVE_GRP_SOURCE_SYNC):
+            return 0 <= attr < KVMPPC_XIVE_NR_IRQS
+        return group == KVM_DEV_XIVE_GRP_EQ_CONFIG
+
+    def set_attr(self, group: int, attr: int, value) -> None:
+        if group == KVM_DEV_XIVE_GRP_CTRL:
+            if attr == KVM_DEV_XIVE_RESET:
+                self.resets += 1
+                return
+            if attr == KVM_DEV_XIVE_EQ_SYNC:
+                return
+            if attr == KVM_DEV_XIVE_NR_SERVERS and self.kvm.host.nr_servers_attr:
+                if value == 0 or value > KVM_MAX_VCPU_IDS:
+                    raise _errno(E.EINVAL)
+                if self.vp_block_allocated:
+                    raise _errno(E.EBUSY)
+                self.nr_servers = min(value, KVM_MAX_VCPUS)
+                return
+            raise _errno(E.ENXIO)
+        if group == KVM_DEV_XIVE_GRP_SOURCE:
+            if not 0 <= attr < KVMPPC_XIVE_NR_IRQS:
+                raise _errno(E.E2BIG)
+            self.sources[attr] = value & (KVM_XIVE_LEVEL_SENSITIVE | KVM_XIVE_LEVEL_ASSERTED)
+            return
+        if group in (KVM_DEV_XIVE_GRP_SOURCE_CONFIG, KVM_DEV_XIVE_GRP_EQ_CONFIG,
+                     KVM_DEV_XIVE_GRP_SOURCE_SYNC):
+            raise NotImplementedError(
+                "KVM XIVE routing attributes (SOURCE_CONFIG, EQ_CONFIG, SOURCE_SYNC) come with the "
+                "XIVE delivery model (issue 4)"
+            )
+        raise _errno(E.ENXIO)
+
+    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
+        if server >= self.nr_servers:
+            raise _errno(E.EINVAL)
+        self.vp_block_allocated = True
+        vcpu.attach(self, server)
+
+    def mmap(self, pgoff: int, npages: int) -> None:
+        if pgoff == KVM_XIVE_TIMA_PAGE_OFFSET and npages <= 4:
+            self.mappings.add(pgoff)
+            return
+        if pgoff == KVM_XIVE_ESB_PAGE_OFFSET and npages <= KVMPPC_XIVE_NR_IRQS * 2:
+            self.mappings.add(pgoff)
+            return
+        raise _errno(E.EINVAL)
+
+    def release(self) -> None:
+        self.mappings.clear()
+        super().release()
+
+
+@dataclass
+class KvmVcpu:
+    """A vCPU fd. `irq_type` is which presenter it is attached to (None = KVMPPC_IRQ_DEFAULT)."""
+
+    vcpu_id: int
+    device: KvmDevice | None = None
+    server: int | None = None
+    regs: dict[int, int] = field(default_factory=dict)  # ONE_REG values set by userspace
+
+    @property
+    def irq_type(self) -> str | None:
+        return None if self.device is None else self.device.kind
+
+    def attach(self, device: KvmDevice, server: int) -> None:
+        self.device, self.server = device, server
+        device.vcpus.add(self.vcpu_id)
+
+    def detach(self) -> None:
+        self.device, self.server = None, None
+        self.regs.clear()
+
+
+# --- The VM ---------------------------------------------------------------------------------------------
+
+
+class Kvm:
+    """A VM's KVM: what QEMU's ioctls reach. Failures raise KvmError(call, errno)."""
+
+    def __init__(self, host: Host) -> None:
+        if not host.has_kvm:
+            raise ValueError(f"host {host.name} has no KVM")
+        self.host = host
+        self.faults = FaultPlan()
+        self.calls: list[str] = []  # every ioctl made, in order, as "name(args)"
+        self.fds: dict[int, KvmDevice] = {}  # open device fds
+        self.arch_xics: KvmDevice | None = None  # kvm->arch.xics (software XICS)
+        self.arch_xive: KvmDevice | None = None  # kvm->arch.xive (XICS-on-XIVE or native)
+        self.devices: list[KvmDevice] = []  # kvm->devices: every device not yet released
+        self.vcpus: dict[int, KvmVcpu] = {}
+        self.rtas_tokens: dict[str, int] = {}
+        self._next_fd = 20
+        #: QEMU's kvm_kernel_irqchip / kvm_msi_via_irqfd_allowed / kvm_gsi_direct_mapping globals,
+        #: which connect sets and disconnect clears (one flag stands for the three).
+        self.irqchip_in_kernel = False
+        #: kvm_arch_init() caches KVM_CAP_PPC_IRQ_XIVE once; see arch_init().
+        self.cap_xive = 0
+
+    def arch_init(self) -> None:
+        """kvm_arch_init: ask the VM fd for KVM_CAP_PPC_IRQ_XIVE once (a failed ioctl reads 0)."""
+        try:
+            self.cap_xive = self.check_extension(KVM_CAP_PPC_IRQ_XIVE)
+        except KvmError:
+            self.cap_xive = 0
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _enter(self, call: str, text: str) -> None:
+        self.calls.append(text)
+        code = self.faults.check(call)
+        if code:
+            raise KvmError(call, code)
+
+    def _device(self, call: str, fd: int) -> KvmDevice:
+        device = self.fds.get(fd)
+        if device is None:
+            raise KvmError(call, E.EBADF)
+        return device
+
+    # -- capabilities -------------------------------------------------------------------------------
+    def check_extension(self, cap: int) -> int:
+        """KVM_CHECK_EXTENSION on the VM fd."""
+        self._enter("check_extension", f"check_extension({cap})")
+        return self.host.check_extension(cap)
+
+    # -- devices ------------------------------------------------------------------------------------
+    def create_device(self, type_id: int) -> int:
+        """KVM_CREATE_DEVICE: a new fd, or ENODEV (type not registered) / EEXIST (slot taken)."""
+        name = DEVICE_TYPE_NAMES.get(type_id, str(type_id))
+        self._enter("create_device", f"create_device({name})")
+        if type_id == KVM_DEV_TYPE_XICS:
+            kind = self.host.xics_device_kind
+            slot = "arch_xive" if kind == "kvm-xive" else "arch_xics"
+        elif type_id == KVM_DEV_TYPE_XIVE and self.host.xive_native:
+            kind, slot = "kvm-xive-native", "arch_xive"
+        else:
+            raise KvmError("create_device", E.ENODEV)
+        if getattr(self, slot) is not None:
+            raise KvmError("create_device", E.EEXIST)
+        fd = self._next_fd
+        self._next_fd += 1
+        device = XiveNativeDevice(self, fd) if kind == "kvm-xive-native" else XicsDevice(self, fd, kind)
+        setattr(self, slot, device)
+        self.devices.append(device)
+        self.fds[fd] = device
+        return fd
+
+    def close(self, fd: int) -> None:
+        """close(2) on a device fd. Kernels with a 'release' method free the device; older ones
+        keep it (and its kvm->arch slot) until the VM is destroyed. close itself cannot fail."""
+        self.calls.append(f"close({fd})")
+        device = self.fds.pop(fd, None)
+        if device is None:
+            raise KvmError("close", E.EBADF)
+        if self.host.device_has_release(device.kind):
+            device.release()
+            self.devices.remove(device)
+            for slot in ("arch_xics", "arch_xive"):
+                if getattr(self, slot) is device:
+                    setattr(self, slot, None)
+
+    def set_attr(self, fd: int, group: int, attr: int, value=None) -> None:
+        """KVM_SET_DEVICE_ATTR."""
+        self._enter("set_attr", f"set_attr({fd}, {group}, {attr:#x})")
+        device = self._device("set_attr", fd)
+        try:
+            device.set_attr(group, attr, value)
+        except _Errno as exc:
+            raise KvmError("set_attr", exc.errno) from None
+
+    def get_attr(self, fd: int, group: int, attr: int):
+        """KVM_GET_DEVICE_ATTR."""
+        self._enter("get_attr", f"get_attr({fd}, {group}, {attr:#x})")
+        device = self._device("get_attr", fd)
+        try:
+            return device.get_attr(group, attr)
+        except _Errno as exc:
+            raise KvmError("get_attr", exc.errno) from None
+
+    def has_attr(self, fd: int, group: int, attr: int) -> bool:
+        """KVM_HAS_DEVICE_ATTR (QEMU's kvm_device_check_attr: true when the ioctl returns 0)."""
+        self._enter("has_attr", f"has_attr({fd}, {group}, {attr:#x})")
+        return self._device("has_attr", fd).has_attr(group, attr)
+
+    def mmap(self, fd: int, pgoff: int, npages: int) -> None:
+        """mmap of a XIVE device fd at page offset `pgoff` (TIMA 0, ESB 4)."""
+        self._enter("mmap", f"mmap({fd}, pgoff={pgoff}, pages={npages})")
+        device = self._device("mmap", fd)
+        if not isinstance(device, XiveNativeDevice):
+            raise KvmError("mmap", E.ENODEV)
+        try:
+            device.mmap(pgoff, npages)
+        except _Errno as exc:
+            raise KvmError("mmap", exc.errno) from None
+
+    def munmap(self, fd: int, pgoff: int) -> None:
+        """munmap of a mapping made by mmap; cannot fail."""
+        self.calls.append(f"munmap({fd}, pgoff={pgoff})")
+        device = self.fds.get(fd)
+        if isinstance(device, XiveNativeDevice):
+            device.mappings.discard(pgoff)
+
+    # -- vCPUs --------------------------------------------------------------------------------------
+    def create_vcpu(self, vcpu_id: int) -> KvmVcpu:
+        """KVM_CREATE_VCPU; QEMU parks vCPU fds on unplug and takes them back on re-plug."""
+        self._enter("create_vcpu", f"create_vcpu({vcpu_id})")
+        if vcpu_id in self.vcpus:
+            return self.vcpus[vcpu_id]
+        vcpu = KvmVcpu(vcpu_id)
+        self.vcpus[vcpu_id] = vcpu
+        return vcpu
+
+    def enable_cap(self, vcpu_id: int, cap: int, fd: int, server: int) -> None:
+        """KVM_ENABLE_CAP on a vCPU fd: attach its presenter to an interrupt-controller device."""
+        self._enter("enable_cap", f"enable_cap(vcpu {vcpu_id}, {cap}, {fd}, {server})")
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None:
+            raise KvmError("enable_cap", E.EBADF)
+        device = self._device("enable_cap", fd)
+        if cap == KVM_CAP_PPC_IRQ_XIVE and not self.host.xive_enabled:
+            raise KvmError("enable_cap", E.ENXIO)
+        expected = XicsDevice if cap == KVM_CAP_IRQ_XICS else XiveNativeDevice
+        if cap not in (KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE) or not isinstance(device, expected):
+            raise KvmError("enable_cap", E.EPERM if cap in (KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE)
+                           else E.EINVAL)
+        if vcpu.device is not None:
+            raise KvmError("enable_cap", E.EBUSY)
+        try:
+            device.connect_vcpu(vcpu, server)
+        except _Errno as exc:
+            raise KvmError("enable_cap", exc.errno) from None
+
+    def set_one_reg(self, vcpu_id: int, reg: int, value: int) -> None:
+        """KVM_SET_ONE_REG on a vCPU; the ICP state register needs an attached XICS presenter."""
+        self._enter("set_one_reg", f"set_one_reg(vcpu {vcpu_id}, {reg:#x}, {value:#x})")
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None:
+            raise KvmError("set_one_reg", E.EBADF)
+        if not isinstance(vcpu.device, XicsDevice):
+            raise KvmError("set_one_reg", E.EINVAL)
+        vcpu.regs[reg] = value
+
+    def get_one_reg(self, vcpu_id: int, reg: int) -> int:
+        """KVM_GET_ONE_REG on a vCPU."""
+        self._enter("get_one_reg", f"get_one_reg(vcpu {vcpu_id}, {reg:#x})")
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None:
+            raise KvmError("get_one_reg", E.EBADF)
+        if reg not in vcpu.regs:
+            raise KvmError("get_one_reg", E.EINVAL)
+        return vcpu.regs[reg]
+
+    # -- RTAS ---------------------------------------------------------------------------------------
+    def define_rtas_token(self, name: str, token: int) -> None:
+        """KVM_PPC_RTAS_DEFINE_TOKEN: serve RTAS `name` in the kernel at `token`; 0 undefines."""
+        self._enter("define_rtas_token", f"define_rtas_token({name}, {token:#x})")
+        if name not in KERNEL_RTAS_CALLS:
+            raise KvmError("define_rtas_token", E.ENOENT)
+        if token == 0:
+            self.rtas_tokens.pop(name, None)
+            return
+        if name in self.rtas_tokens:
+            raise KvmError("define_rtas_token", E.EEXIST)
+        self.rtas_tokens[name] = token
+
+    # -- introspection ------------------------------------------------------------------------------
+    def live_devices(self) -> list[str]:
+        """Kinds of the devices still in the VM (open, or closed but never released)."""
+        return [device.kind for device in self.devices]

@@ -1,0 +1,757 @@
+"""The pseries machine: init, CAS, reset, and the dispatch tables the guest reaches.
+
+The machine follows QEMU's ``spapr_machine_init`` / ``spapr_irq_init`` / ``spapr_machine_reset`` /
+``do_client_architecture_support`` order (spec/qemu.md 2-4) and records every decision in
+:attr:`Machine.trace` with the rule of :mod:`policy` it applied, so that ``explain`` prints the path
+really taken. A fatal error raises :class:`MachineError` after the machine has shut down cleanly (all
+KVM devices closed, kernel RTAS tokens undefined): the model of QEMU exiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import papr
+from .config import CPU_FAMILIES, MachineConfig, parse_options
+from .errors import ConfigError, KvmError, MachineError, SpaprIrqError, StateError
+from .host import DEFAULT_HOST, Host, parse_host
+from .intc import (ClaimError, ConnectError, InterruptController, XicsController,
+                   XiveController)
+from .kvm import KVM_DEV_TYPE_XICS, FaultPlan, Kvm
+from .memory import GuestMemory
+from .policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchip_rule,
+                     mode_has_xics, mode_has_xive)
+
+RAM_SIZE = 512 << 20
+FALLBACK_HINT = "Falling back to kernel-irqchip=off"
+
+
+@dataclass
+class Step:
+    """One step the machine took: what, the detail, and the policy rule it applied (if any)."""
+
+    step: str
+    detail: str
+    rule: str | None = None
+
+    def as_dict(self) -> dict:
+        out = {"step": self.step, "detail": self.detail}
+        if self.rule:
+            out["rule"] = self.rule
+            out["guarantee"] = RULES[self.rule].guarantee
+        return out
+
+
+@dataclass
+class Registration:
+    name: str
+    number: int
+    owner: InterruptController
+
+
+class DispatchTable:
+    """hcalls or RTAS calls by number; a second registration of a number is a bug and refused."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.entries: dict[int, Registration] = {}
+
+    def register(self, name: str, number: int, owner: InterruptController) -> None:
+        if number in self.entries:
+            raise MachineError(f"{self.kind} {name} ({number:#x}) registered twice")
+        self.entries[number] = Registration(name, number, owner)
+
+    def lookup(self, number: int) -> Registration | None:
+        return self.entries.get(number)
+
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.entries.values()]
+
+
+class MsiAllocator:
+    """The sPAPR MSI bitmap: SPAPR_NR_MSIS numbers from SPAPR_IRQ_MSI (spapr_irq_msi_alloc)."""
+
+    def __init__(self) -> None:
+        self.used = bytearray(papr.SPAPR_NR_MSIS)
+
+    def alloc(self, num: int, align: bool) -> int:
+        """QEMU's quirk, kept: align=True searches with mask 0 (no alignment), False with mask 1."""
+        if num < 1:
+            raise MachineError(f"can't find a free {num}-IRQ block")
+        mask = 0 if align else 1
+        index = 0
+        while index + num <= len(self.used):
+            if index & mask:
+                index += 1
+                continue
+            busy = next((i for i in range(index, index + num) if self.used[i]), None)
+            if busy is None:
+                self.used[index:index + num] = b"\x01" * num
+                return papr.SPAPR_IRQ_MSI + index
+            index = busy + 1
+        raise MachineError(f"can't find a free {num}-IRQ block")
+
+    def free(self, irq: int, num: int) -> None:
+        start = irq - papr.SPAPR_IRQ_MSI
+        self.used[start:start + num] = bytes(num)
+
+    def empty(self) -> bool:
+        return not any(self.used)
+
+
+def _mode_name(byte23: int) -> str:
+    return {papr.OV5_XIVE_BOTH: "dual", papr.OV5_XIVE_EXPLOIT: "xive"}.get(byte23, "xics")
+
+
+class Machine:
+    """A pseries machine on a modeled host. Build one with :meth:`create`."""
+
+    def __init__(self, config: MachineConfig, host: Host, faults: FaultPlan | None = None) -> None:
+        self.config = config
+        self.host = host
+        self.trace: list[Step] = []
+        self.warnings: list[str] = []
+        self.runstate = "init"
+        self.accel = "tcg"
+        self.kvm: Kvm | None = None
+        self._faults = faults
+        self.mode = config.ic_mode
+        self.cpu_family = ""
+        self.xics: XicsController | None = None
+        self.xive: XiveController | None = None
+        self.active: InterruptController | None = None
+        self.hcalls = DispatchTable("hcall")
+        self.rtas_calls = DispatchTable("RTAS call")
+        self.msi = MsiAllocator()
+        self.msi_blocks: dict[int, int] = {}  # first irq -> count, owned by the default PHB
+        self.vcpus: list[int] = []
+        self.ov5 = b""  # the machine's own OV5 (what it supports)
+        self.ov5_cas = b""  # the CAS result, empty before CAS
+        self.fdt: dict[str, dict] = {}
+        self.memory = GuestMemory(RAM_SIZE)
+        self.guest = None  # the guest profile booted last, if any
+
+    # ====================================================================================================
+    # Creation
+    # ====================================================================================================
+    @classmethod
+    def create(cls, options: str | MachineConfig = "", host: str | Host = DEFAULT_HOST,
+               faults: FaultPlan | None = None) -> "Machine":
+        """Parse options, pick the accelerator, run machine init and the first reset.
+
+        Raises ConfigError/HostError for bad input and MachineError when QEMU would exit.
+        """
+        config = options if isinstance(options, MachineConfig) else parse_options(options)
+        host = host if isinstance(host, Host) else parse_host(host)
+        machine = cls(config, host, faults)
+        machine._guarded("init", machine._init)
+        machine._guarded("init", machine._reset)
+        machine.runstate = "running"
+        return machine
+
+    def _step(self, step: str, detail: str, rule: str | None = None) -> None:
+        self.trace.append(Step(step, detail, rule))
+
+    def _warn(self, message: str, hints: tuple[str, ...] = ()) -> None:
+        self.warnings.append("\n".join((message, *hints)))
+        self._step("warning", "\n".join((message, *hints)))
+
+    def _guarded(self, stage: str, fn, *args):
+        """Run a machine step; on a fatal error shut down cleanly and re-raise with the stage."""
+        try:
+            return fn(*args)
+        except MachineError as exc:
+            exc.stage = stage
+            self._fatal(exc)
+            raise
+        except ConnectError as exc:
+            error = MachineError(exc.message, exc.hints, stage)
+            self._fatal(error)
+            raise error from None
+
+    def _fatal(self, exc: MachineError) -> None:
+        self._step("error", exc.text)
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        """QEMU exits: every controller's KVM side is released, nothing stays registered in KVM."""
+        for intc in (self.xics, self.xive):
+            if intc is not None and intc.in_kernel:
+                intc.disconnect_kvm()
+        if self.xive is not None:
+            self.xive.mmio_enabled = False
+        self.active = None
+        self.runstate = "shutdown"
+
+    def _require_running(self, what: str) -> None:
+        if self.runstate != "running":
+            raise StateError(f"cannot {what}: the machine is {self.runstate}")
+
+    # ---------------------------------------------------------------------------------------------------
+    def _init(self) -> None:
+        config, host = self.config, self.host
+        self._step("config", f"{config.machine_type}, ic-mode={config.ic_mode}"
+                   f"{'' if config.ic_mode_explicit else ' (machine default)'}, "
+                   f"kernel-irqchip={config.kernel_irqchip}, -cpu {config.cpu}"
+                   f"{'' if config.cpu_explicit else ' (machine default)'}"
+                   f"{', max-cpu-compat=' + config.max_cpu_compat if config.max_cpu_compat else ''}"
+                   f", {config.smp_cpus} vCPU(s), maxcpus {config.max_cpus}")
+        self._init_accel()
+        self._init_cpu()
+        if self.accel == "kvm":
+            self.kvm = Kvm(host)
+            if self._faults is not None:
+                self.kvm.faults = self._faults
+            self.kvm.arch_init()
+        self._irq_init()
+        self._init_ov5()
+        self._create_vcpus()
+        self._claim_default_irqs()
+
+    def _init_accel(self) -> None:
+        requested = self.config.accel or ((self.host.accel,))
+        for accel in requested:
+            if accel == "kvm" and not self.host.has_kvm:
+                if len(requested) > 1:
+                    self._warn("Could not access KVM kernel module: No such file or directory",
+                               ("-accel kvm: failed to initialize kvm: No such file or directory",))
+                    continue
+                raise MachineError(
+                    "-accel kvm: failed to initialize kvm: No such file or directory",
+                    ("Could not access KVM kernel module: No such file or directory",),
+                )
+            self.accel = accel
+            break
+        self._step("accelerator", f"{self.accel} on host {self.host.name} ({self.host.describe()})",
+                   "tcg" if self.accel == "tcg" else None)
+        if self.accel == "tcg" and self.config.kernel_irqchip != "allowed":
+            self._step("kernel-irqchip", f"kernel-irqchip={self.config.kernel_irqchip} from -M has no "
+                       "effect under TCG", "tcg")
+
+    def _init_cpu(self) -> None:
+        config, host = self.config, self.host
+        if config.cpu == "host" and self.accel != "kvm":
+            raise MachineError("The 'host' CPU type can only be used with KVM or HVF")
+        self.cpu_family = config.cpu_family(host.cpu if self.accel == "kvm" else None)
+        if self.accel == "kvm" and CPU_FAMILIES.index(self.cpu_family) > CPU_FAMILIES.index(host.cpu):
+            raise MachineError(
+                f"CPU model '{config.cpu}' is newer than the host's {host.cpu.upper()}: "
+                f"KVM cannot run it",
+                (f"Use -cpu host or an older model, and max-cpu-compat for older modes",),
+            )
+        if config.max_cpu_compat and config.max_cpu_compat not in ("power6", "power7+"):
+            if CPU_FAMILIES.index(config.max_cpu_compat) > CPU_FAMILIES.index(self.cpu_family):
+                raise MachineError(
+                    f"Compatibility mode {config.max_cpu_compat} is not supported by CPU "
+                    f"{config.cpu}"
+                )
+
+    @property
+    def power9_capable(self) -> bool:
+        return self.config.power9_capable(self.host.cpu if self.config.cpu == "host" else None)
+
+    @property
+    def kernel_irqchip(self) -> str:
+        return self.config.kernel_irqchip if self.accel == "kvm" else "off"
+
+    # ---------------------------------------------------------------------------------------------------
+    def _irq_init(self) -> None:
+        """spapr_irq_init: checks, controllers, registrations, the first activation."""
+        config = self.config
+        if config.legacy:
+            self.mode = "legacy"
+            self._step("mode", f"{config.machine_type} uses the legacy XICS backend "
+                       f"({papr.ICS_NR_IRQS_LEGACY:#x} sources, IRQ numbers allocated first-fit)")
+        else:
+            mode = config.ic_mode
+            for rule, check in INIT_CHECKS:
+                ctx = InitContext(
+                    ic_mode=mode,
+                    kvm=self.accel == "kvm",
+                    kernel_irqchip=self.config.kernel_irqchip,
+                    power9_capable=self.power9_capable,
+                    probe_broken_disconnect=self._probe_broken_disconnect,
+                )
+                outcome = check(ctx)
+                if outcome.fatal:
+                    message, hints = outcome.fatal
+                    self._step("check", f"{rule}: refused", rule)
+                    raise MachineError(message, hints)
+                if outcome.mode:
+                    mode = outcome.mode
+                    self._step("check", f"{rule}: {outcome.detail}", rule)
+                elif outcome.detail:
+                    self._step("check", f"{rule}: {outcome.detail}", rule)
+            self.mode = mode
+        self._create_controllers()
+        # spapr_irq_update_active_intc() with no CAS yet: XIVE for xive-only, else XICS.
+        first = self.xics if self.xics is not None else self.xive
+        self._step("active", f"{first.label} is active until CAS", "initial-active")
+        self._set_active(first)
+
+    def _probe_broken_disconnect(self) -> bool:
+        """xics_kvm_has_broken_disconnect(): create, close, create the KVM XICS device."""
+        kvm = self.kvm
+        try:
+            fd = kvm.create_device(KVM_DEV_TYPE_XICS)
+        except KvmError:
+            self._step("probe", "first KVM XICS create failed: not reported here, the connect "
+                       "will report it", "broken-disconnect")
+            return False
+        kvm.close(fd)
+        try:
+            fd = kvm.create_device(KVM_DEV_TYPE_XICS)
+        except KvmError as exc:
+            broken = exc.errno == 17
+            self._step("probe", f"second KVM XICS create after close: {exc} -> "
+                       f"{'broken disconnect' if broken else 'not a disconnect problem'}",
+                       "broken-disconnect")
+            return broken
+        kvm.close(fd)
+        self._step("probe", "KVM XICS device created, closed and created again", "broken-disconnect")
+        return False
+
+    def _create_controllers(self) -> None:
+        config = self.config
+        made = []
+        if mode_has_xics(self.mode):
+            nr_irqs = papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy" else papr.ICS_NR_IRQS
+            self.xics = XicsController(nr_irqs)
+            made.append(f"ICS ({nr_irqs:#x} sources from {papr.XICS_IRQ_BASE:#x})")
+        if mode_has_xive(self.mode):
+            nr_servers = config.nr_servers
+            self.xive = XiveController(papr.XIVE_NR_IRQS, nr_servers << 3, config.max_cpus)
+            for i in range(nr_servers):
+                self.xive.claim(papr.SPAPR_IRQ_IPI + i, lsi=False)
+            made.append(f"sPAPR XIVE ({papr.XIVE_NR_IRQS:#x} sources, {nr_servers << 3} ENDs, "
+                        f"{nr_servers} IPIs claimed)")
+        self._step("create", " and ".join(made), "create-controllers")
+        for intc in (self.xics, self.xive):
+            if intc is None:
+                continue
+            for name in intc.hcalls:
+                self.hcalls.register(name, papr.HCALLS[name], intc)
+            for name in intc.rtas_calls:
+                self.rtas_calls.register(name, papr.RTAS_TOKENS[name], intc)
+            self._step("register", f"{intc.label}: {len(intc.hcalls)} hcalls"
+                       + (f", {len(intc.rtas_calls)} RTAS calls" if intc.rtas_calls else ""))
+
+    def _init_ov5(self) -> None:
+        self.ov5 = papr.ov5_with(papr.OV5_INTC_BYTE,
+                                 papr.OV5_XIVE_EXPLOIT if mode_has_xive(self.mode) else 0)
+
+    def _create_vcpus(self) -> None:
+        for cpu_index in range(self.config.smp_cpus):
+            self._plug_vcpu(self.config.vcpu_id(cpu_index))
+        self._step("vcpus", f"{len(self.vcpus)} vCPU(s), ids {self.vcpus[:8]}"
+                   + (" ..." if len(self.vcpus) > 8 else ""))
+
+    def _plug_vcpu(self, vcpu_id: int) -> None:
+        if self.kvm is not None:
+            self.kvm.create_vcpu(vcpu_id)
+        made = []
+        try:
+            for intc in self._controllers():
+                intc.cpu_intc_create(vcpu_id)
+                made.append(intc)
+        except ConnectError:
+            for intc in made:
+                intc.cpu_intc_destroy(vcpu_id)
+            raise
+        self.vcpus.append(vcpu_id)
+
+    def _controllers(self) -> list[InterruptController]:
+        return [intc for intc in (self.xics, self.xive) if intc is not None]
+
+    def _claim_default_irqs(self) -> None:
+        """EPOW and HOTPLUG (MSI), the default VIO devices (vty, nvram), the default PHB's LSIs."""
+        if self.mode == "legacy":
+            wanted = [("EPOW", False), ("HOTPLUG", False), ("VIO spapr-vty", False),
+                      ("VIO spapr-nvram", False)] + [(f"PHB LSI {p}", True) for p in "ABCD"]
+            claimed = []
+            for name, lsi in wanted:
+                irq = self._legacy_find()
+                self._claim(irq, lsi)
+                claimed.append(f"{name} {irq:#x}")
+        else:
+            wanted = [(papr.SPAPR_IRQ_EPOW, False, "EPOW"), (papr.SPAPR_IRQ_HOTPLUG, False, "HOTPLUG"),
+                      (papr.SPAPR_IRQ_VIO, False, "VIO spapr-vty"),
+                      (papr.SPAPR_IRQ_VIO + 1, False, "VIO spapr-nvram")]
+            wanted += [(papr.SPAPR_IRQ_PCI_LSI + pin, True, f"PHB LSI {'ABCD'[pin]}")
+                       for pin in range(4)]
+            claimed = []
+            for irq, lsi, name in wanted:
+                self._claim(irq, lsi)
+                claimed.append(f"{name} {irq:#x}")
+        self._step("devices", "claimed " + ", ".join(claimed))
+
+    def _legacy_find(self) -> int:
+        ics = self.xics.ics
+        for irq in range(ics.offset, ics.offset + ics.nr_irqs):
+            if ics.is_free(irq):
+                return irq
+        raise MachineError("can't find a free 1-IRQ block")
+
+    # ====================================================================================================
+    # Activation (spapr_irq_update_active_intc / set_active_intc / spapr_irq_init_kvm)
+    # ====================================================================================================
+    def _wanted_intc(self) -> InterruptController:
+        if self.xics is None:
+            return self.xive
+        if papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT and self.xive:
+            return self.xive
+        return self.xics
+
+    def _update_active(self, why_rule: str) -> None:
+        wanted = self._wanted_intc()
+        if wanted is self.active:
+            self._step("active", f"{wanted.label} stays active ({wanted.backend})", why_rule)
+            return
+        old = self.active
+        self._step("switch", f"{old.label} -> {wanted.label}: deactivate {old.label}"
+                   f"{' (close its KVM device)' if old.in_kernel else ''}, activate {wanted.label}",
+                   why_rule)
+        old.deactivate()
+        self.active = None
+        self._set_active(wanted)
+
+    def _set_active(self, intc: InterruptController) -> None:
+        """Activate `intc`: try KVM per kernel-irqchip, fall back or stop, then enable it."""
+        rule = irqchip_rule(self.accel == "kvm", self.config.kernel_irqchip)
+        if rule in ("kernel-irqchip-on", "kernel-irqchip-allowed"):
+            try:
+                intc.connect_kvm(self.kvm, self.config.nr_servers, self.config.max_cpus)
+            except ConnectError as exc:
+                self._step("connect", f"KVM {intc.label} failed and was rolled back: {exc.message}",
+                           "rollback")
+                if rule == "kernel-irqchip-on":
+                    self._step("backend", f"{intc.label}: kernel-irqchip=on and KVM failed", rule)
+                    raise MachineError("kernel_irqchip requested but unavailable: " + exc.message,
+                                       exc.hints) from None
+                self._warn("kernel_irqchip allowed but unavailable: " + exc.message,
+                           (*exc.hints, FALLBACK_HINT))
+                self._step("backend", f"{intc.label} emulated (fallback)", rule)
+            else:
+                self._step("backend", f"{intc.label} in-kernel (KVM {self.kvm.fds[intc.fd].kind} "
+                           f"device, fd {intc.fd})", rule)
+        else:
+            self._step("backend", f"{intc.label} emulated", rule)
+        intc.activate()
+        self.active = intc
+
+    # ====================================================================================================
+    # Reset
+    # ====================================================================================================
+    def reset(self) -> None:
+        """A machine reset (system_reset): devices, then CAS state, then the boot-time controller."""
+        self._require_running("reset")
+        self._guarded("reset", self._reset)
+
+    def _reset(self) -> None:
+        self._step("reset", "devices reset, CAS state cleared")
+        for irq, num in list(self.msi_blocks.items()):  # the PHB frees its MSIs at device reset
+            self._free_msi_block(irq, num)
+        for intc in self._controllers():
+            intc.reset()
+            for vcpu_id in self.vcpus:
+                intc.cpu_intc_reset(vcpu_id)
+        self.ov5_cas = b""
+        assert self.msi.empty(), "MSI bitmap must be empty at IRQ reset"
+        self._update_active("reset-boot-mode")
+        self.fdt = self._build_fdt(boot=True)
+        byte23 = self.advertised_byte23
+        self._step("advertise", f"ibm,arch-vec-5-platform-support byte 23 = {byte23:#04x} "
+                   f"({_mode_name(byte23)})", "advertise")
+
+    # ====================================================================================================
+    # CAS
+    # ====================================================================================================
+    def cas(self, vcpu: int, ov5: bytes) -> int:
+        """ibm,client-architecture-support with the guest's option vector 5 (ov5[0] is byte 1)."""
+        self._require_running("run CAS")
+        if not isinstance(ov5, (bytes, bytearray)):
+            raise TypeError("ov5 must be bytes")
+        self._check_vcpu(vcpu)
+        return self._guarded("cas", self._cas, bytes(ov5))
+
+    def _cas(self, ov5: bytes) -> int:
+        if papr.ov5_byte(ov5, papr.OV5_MMU_BYTE) & papr.OV5_MMU_BOTH:
+            raise MachineError("guest requested hash and radix MMU, which is invalid.")
+        byte23 = papr.ov5_byte(ov5, papr.OV5_INTC_BYTE)
+        if byte23 & papr.OV5_XIVE_BOTH:
+            self._step("cas", f"guest byte 23 = {byte23:#04x}", "cas-invalid")
+            raise MachineError("guest requested an invalid interrupt mode")
+        guest_xive = bool(byte23 & papr.OV5_XIVE_EXPLOIT)
+        self._step("cas", f"guest asks for {'XIVE' if guest_xive else 'XICS'} "
+                   f"(byte 23 = {byte23:#04x})")
+        self.ov5_cas = bytes(a & b for a, b in zip(self.ov5.ljust(len(ov5), b"\0"),
+                                                    ov5.ljust(len(self.ov5), b"\0")))
+        if guest_xive and not mode_has_xive(self.mode):
+            raise MachineError(
+                "Guest requested unavailable interrupt mode (XIVE), try the ic-mode=xive or "
+                "ic-mode=dual machine property")
+        if not guest_xive and not mode_has_xics(self.mode):
+            raise MachineError(
+                "Guest requested unavailable interrupt mode (XICS), either don't set the ic-mode "
+                "machine property or try ic-mode=xics or ic-mode=dual")
+        self._update_active("cas-switch")
+        self.fdt = self._build_fdt(boot=False)
+        return papr.H_SUCCESS
+
+    # ====================================================================================================
+    # Device tree
+    # ====================================================================================================
+    @property
+    def power9_mode(self) -> bool:
+        """ppc_check_compat(first_cpu, ISA 3.00, 0, max-cpu-compat)."""
+        return self.power9_capable
+
+    @property
+    def advertised_byte23(self) -> int:
+        return advertised_byte23(self.mode, self.power9_mode)
+
+    def _mmu_byte(self) -> int:
+        if not self.power9_mode:
+            return 0x00
+        if self.accel == "tcg":
+            return 0xC0
+        return 0x40 if self.host.nested else 0x80
+
+    def _build_fdt(self, boot: bool) -> dict[str, dict]:
+        nr_servers = self.config.nr_servers
+        name, node = self.active.dt_node(nr_servers)
+        chosen = {"ibm,architecture-vec-5": self.ov5_cas}
+        if boot:
+            chosen["ibm,arch-vec-5-platform-support"] = bytes(
+                [23, self.advertised_byte23, 24, self._mmu_byte(), 25, 0x00, 26, 0x40])
+        root = {"compatible": "qemu,pseries", "model": "IBM pSeries (emulated by qemu)"}
+        root.update(self.active.root_props())
+        return {"/": root, "/chosen": chosen, "/" + name: node}
+
+    def intc_node(self) -> tuple[str, dict]:
+        """The interrupt-controller node of the current device tree."""
+        for path, props in self.fdt.items():
+            if path.startswith("/interrupt-controller"):
+                return path, props
+        raise StateError("no interrupt-controller node")
+
+    # ====================================================================================================
+    # IRQ numbers
+    # ====================================================================================================
+    def _claim(self, irq: int, lsi: bool) -> None:
+        """spapr_irq_claim on every controller, so dual keeps them in step; all or nothing."""
+        intcs = self._controllers()
+        for intc in intcs:
+            intc.check_claim(irq)
+        done = []
+        try:
+            for intc in intcs:
+                intc.claim(irq, lsi)
+                done.append(intc)
+        except ConnectError:
+            for intc in done:
+                intc.free(irq)
+            raise
+
+    def claim_irq(self, irq: int, lsi: bool = False) -> None:
+        """Claim an external IRQ number (0x1000-0x1fff) as MSI or LSI in every controller."""
+        self._require_running("claim an IRQ")
+        self._check_xirq(irq)
+        try:
+            self._claim(irq, lsi)
+        except ClaimError as exc:
+            raise MachineError(exc.message, stage="claim") from None
+        except ConnectError as exc:
+            for intc in self._controllers():
+                intc.free(irq)
+            raise MachineError(exc.message, exc.hints, stage="claim") from None
+
+    def free_irq(self, irq: int, num: int = 1) -> None:
+        """spapr_irq_free: release `num` numbers from `irq` in every controller."""
+        self._require_running("free an IRQ")
+        for n in range(irq, irq + num):
+            self._check_xirq(n)
+        for n in range(irq, irq + num):
+            for intc in self._controllers():
+                intc.free(n)
+
+    def _check_xirq(self, irq: int) -> None:
+        if not isinstance(irq, int) or isinstance(irq, bool):
+            raise TypeError("an IRQ number is an int")
+        last = papr.SPAPR_XIRQ_BASE + (papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy"
+                                       else papr.SPAPR_NR_XIRQS)
+        if not papr.SPAPR_XIRQ_BASE <= irq < last:
+            raise MachineError(f"IRQ {irq:#x} is outside the external range "
+                               f"{papr.SPAPR_XIRQ_BASE:#x}..{last - 1:#x}", stage="claim")
+
+    def irq_claimed(self, irq: int) -> dict[str, bool]:
+        """Whether each controller has `irq` claimed (they must agree)."""
+        return {intc.name: intc.is_claimed(irq) for intc in self._controllers()}
+
+    def msi_alloc(self, num: int, align: bool = False) -> int:
+        """Allocate and claim a block of MSIs for the default PHB; returns the first number."""
+        self._require_running("allocate MSIs")
+        if self.mode == "legacy":
+            raise MachineError("legacy machines allocate IRQs first-fit, without the MSI bitmap",
+                               stage="claim")
+        irq = self.msi.alloc(num, align)
+        done = []
+        try:
+            for n in range(irq, irq + num):
+                self._claim(n, False)
+                done.append(n)
+        except (ClaimError, ConnectError) as exc:
+            for n in done:
+                for intc in self._controllers():
+                    intc.free(n)
+            self.msi.free(irq, num)
+            raise MachineError(exc.message, stage="claim") from None
+        self.msi_blocks[irq] = num
+        return irq
+
+    def msi_free(self, irq: int) -> None:
+        self._require_running("free MSIs")
+        if irq not in self.msi_blocks:
+            raise MachineError(f"no MSI block starts at {irq:#x}", stage="claim")
+        self._free_msi_block(irq, self.msi_blocks[irq])
+
+    def _free_msi_block(self, irq: int, num: int) -> None:
+        for n in range(irq, irq + num):
+            for intc in self._controllers():
+                intc.free(n)
+        self.msi.free(irq, num)
+        del self.msi_blocks[irq]
+
+    # ====================================================================================================
+    # Guest-facing calls
+    # ====================================================================================================
+    def _check_vcpu(self, vcpu: int) -> None:
+        if vcpu not in self.vcpus:
+            raise MachineError(f"no vCPU {vcpu}", stage="hcall")
+
+    def hcall(self, vcpu: int, call: str | int, *args: int) -> tuple[int, ...]:
+        """A hypercall from `vcpu`, by name or number. Returns (rc, *return registers)."""
+        self._require_running("make an hcall")
+        self._check_vcpu(vcpu)
+        number = papr.HCALLS.get(call) if isinstance(call, str) else call
+        if number is None:
+            raise MachineError(f"unknown hcall name {call!r}", stage="hcall")
+        entry = self.hcalls.lookup(number)
+        handler = entry.owner.hcall_handler(entry.name) if entry else None
+        if handler is None:
+            return (papr.H_FUNCTION,)
+        return handler(self, vcpu, *args)
+
+    def rtas(self, vcpu: int, call: str | int, *args: int, nret: int = 1) -> tuple[int, ...]:
+        """An RTAS call from `vcpu` by name or token. Returns (status, *rets)."""
+        self._require_running("call RTAS")
+        self._check_vcpu(vcpu)
+        token = papr.RTAS_TOKENS.get(call) if isinstance(call, str) else call
+        if token is None:
+            raise MachineError(f"unknown RTAS call name {call!r}", stage="rtas")
+        entry = self.rtas_calls.lookup(token)
+        handler = entry.owner.rtas_handler(entry.name) if entry else None
+        if handler is None:
+            return (papr.RTAS_OUT_PARAM_ERROR,)
+        return handler(self, vcpu, list(args), nret)
+
+    def _xive_region(self, addr: int) -> str | None:
+        xive = self.xive
+        if xive is None or not xive.mmio_enabled:
+            return None
+        if xive.vc_base <= addr < xive.vc_base + (xive.nr_irqs << papr.XIVE_ESB_SHIFT):
+            return "ESB"
+        if xive.tm_base <= addr < xive.tm_base + 4 * papr.XIVE_TM_PAGE_SIZE:
+            return "TIMA"
+        return None
+
+    def mmio_read(self, vcpu: int, addr: int, size: int) -> int:
+        """A load from `vcpu`; unassigned addresses read all ones, as on the platform."""
+        self._require_running("access MMIO")
+        self._check_vcpu(vcpu)
+        if size not in (1, 2, 4, 8):
+            raise MachineError(f"MMIO access size {size} is not 1, 2, 4 or 8", stage="mmio")
+        region = self._xive_region(addr)
+        if region:
+            raise NotImplementedError(f"XIVE {region} MMIO loads are the XIVE delivery model "
+                                      "(issue 4)")
+        return (1 << (8 * size)) - 1
+
+    def mmio_write(self, vcpu: int, addr: int, size: int, value: int) -> None:
+        """A store from `vcpu`; unassigned addresses ignore it."""
+        self._require_running("access MMIO")
+        self._check_vcpu(vcpu)
+        if size not in (1, 2, 4, 8):
+            raise MachineError(f"MMIO access size {size} is not 1, 2, 4 or 8", stage="mmio")
+        region = self._xive_region(addr)
+        if region:
+            raise NotImplementedError(f"XIVE {region} MMIO stores are the XIVE delivery model "
+                                      "(issue 4)")
+
+    def set_irq(self, irq: int, level: int) -> None:
+        """A device line into the active controller (MSI pulse or LSI level)."""
+        self._require_running("raise an IRQ")
+        if not any(self.irq_claimed(irq).values()):
+            raise MachineError(f"IRQ {irq:#x} is not claimed", stage="irq")
+        raise NotImplementedError(f"{self.active.label} delivery of device interrupts comes with "
+                                  "issue 3 (XICS) and issue 4 (XIVE)")
+
+    def irq_pending(self, vcpu: int) -> bool:
+        """The vCPU's external-interrupt line as its presenter in the active controller drives it."""
+        self._check_vcpu(vcpu)
+        if self.active is self.xics and self.xics is not None:
+            icp = self.xics.icps[vcpu]
+            return icp.xisr != 0 and icp.pending_priority < icp.cppr
+        if self.active is self.xive and self.xive is not None:
+            return bool(self.xive.tctxs[vcpu].regs[0x10] & 0x80)
+        return False
+
+    # ====================================================================================================
+    # Guests and introspection
+    # ====================================================================================================
+    def boot(self, guest) -> str:
+        """Boot a guest profile (name or object): CAS, then its choice of driver. Returns the mode."""
+        from .guest import get_guest
+
+        profile = get_guest(guest) if isinstance(guest, str) else guest
+        self._require_running("boot a guest")
+        self.guest = profile
+        return profile.boot(self)
+
+    @property
+    def interrupt_mode(self) -> str | None:
+        return self.active.name if self.active else None
+
+    @property
+    def backend(self) -> str | None:
+        return self.active.backend if self.active else None
+
+    def info_pic(self) -> str:
+        """Controller state in the layout of QEMU's `info pic`, then the irqchip line."""
+        if self.active is None:
+            return "irqchip: none (machine shut down)"
+        lines = self.active.print_info()
+        lines.append(f"irqchip: {'in-kernel' if self.active.in_kernel else 'emulated'}")
+        return "\n".join(lines)
+
+    def leaks(self) -> list[str]:
+        """Anything an inactive controller still holds, or the KVM holds without an owner (G3)."""
+        problems = []
+        for intc in self._controllers():
+            if intc is not self.active and intc.in_kernel:
+                problems.append(f"inactive {intc.label} still has KVM fd {intc.fd}")
+        if self.xive is not None and self.xive.mmio_enabled and self.active is not self.xive:
+            problems.append("inactive XIVE still has its MMIO regions enabled")
+        if self.kvm is not None:
+            owned = {intc.fd for intc in self._controllers() if intc.fd is not None}
+            for fd in self.kvm.fds:
+                if fd not in owned:
+                    problems.append(f"KVM device fd {fd} open with no controller owning it")
+            xics_kernel = self.xics is not None and self.xics.in_kernel
+            if self.kvm.rtas_tokens and not xics_kernel:
+                problems.append(f"RTAS kernel tokens defined without in-kernel XICS: "
+                                f"{sorted(self.kvm.rtas_tokens)}")
+            in_kernel = any(intc.in_kernel for intc in self._controllers())
+            if self.kvm.irqchip_in_kernel != in_kernel:
+                problems.append("kvm_kernel_irqchip disagrees with the controllers")
+        return problems

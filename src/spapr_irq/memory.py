@@ -1,0 +1,49 @@
+"""Guest memory: sparse 64K pages, big-endian accessors, as the guest sees it."""
+
+from __future__ import annotations
+
+PAGE_SHIFT = 16
+PAGE_SIZE = 1 << PAGE_SHIFT
+
+
+class GuestMemory:
+    """`size` bytes of guest RAM; pages come into being on first write and read as zero before."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pages: dict[int, bytearray] = {}
+
+    def contains(self, addr: int, length: int = 1) -> bool:
+        return 0 <= addr and length >= 0 and addr + length <= self.size
+
+    def _check(self, addr: int, length: int) -> None:
+        if not self.contains(addr, length):
+            raise ValueError(f"guest address range {addr:#x}+{length:#x} is outside RAM "
+                             f"(size {self.size:#x})")
+
+    def read(self, addr: int, size: int) -> bytes:
+        self._check(addr, size)
+        out = bytearray()
+        while size:
+            page, offset = divmod(addr, PAGE_SIZE)
+            chunk = min(size, PAGE_SIZE - offset)
+            data = self._pages.get(page)
+            out += data[offset:offset + chunk] if data else bytes(chunk)
+            addr, size = addr + chunk, size - chunk
+        return bytes(out)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._check(addr, len(data))
+        view = memoryview(bytes(data))
+        while view:
+            page, offset = divmod(addr, PAGE_SIZE)
+            chunk = min(len(view), PAGE_SIZE - offset)
+            target = self._pages.setdefault(page, bytearray(PAGE_SIZE))
+            target[offset:offset + chunk] = view[:chunk]
+            addr, view = addr + chunk, view[chunk:]
+
+    def read_be(self, addr: int, size: int) -> int:
+        return int.from_bytes(self.read(addr, size), "big")
+
+    def write_be(self, addr: int, size: int, value: int) -> None:
+        self.write(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "big"))
