@@ -111,6 +111,7 @@ class Machine:
         self.host = host
         self.trace: list[Step] = []
         self.warnings: list[str] = []
+        self.reports: list[str] = []  # non-fatal error_report lines
         self.runstate = "init"
         self.accel = "tcg"
         self.kvm: Kvm | None = None
@@ -144,10 +145,16 @@ class Machine:
         config = options if isinstance(options, MachineConfig) else parse_options(options)
         host = host if isinstance(host, Host) else parse_host(host)
         machine = cls(config, host, faults)
-        machine._guarded("init", machine._init)
-        machine._guarded("init", machine._reset)
-        machine.runstate = "running"
+        machine.start()
         return machine
+
+    def start(self) -> None:
+        """Machine init then the first system reset, as QEMU does before the guest runs."""
+        if self.runstate != "init":
+            raise StateError(f"cannot start: the machine is {self.runstate}")
+        self._guarded("init", self._init)
+        self._guarded("init", self._reset)
+        self.runstate = "running"
 
     def _step(self, step: str, detail: str, rule: str | None = None) -> None:
         self.trace.append(Step(step, detail, rule))
@@ -168,6 +175,19 @@ class Machine:
             error = MachineError(exc.message, exc.hints, stage)
             self._fatal(error)
             raise error from None
+        except KvmError as exc:  # a KVM call outside any controller (vCPU creation)
+            error = MachineError(f"kvm_init_vcpu: {exc.call} failed: {exc.message.split(': ')[-1]}",
+                                 (), stage)
+            self._fatal(error)
+            raise error from None
+
+    def _reported(self, fn, *args) -> None:
+        """Device-reset KVM pushes: QEMU reports a failure (error_report_err) and carries on."""
+        try:
+            fn(*args)
+        except ConnectError as exc:
+            self.reports.append(exc.text)
+            self._step("error-report", exc.text)
 
     def _fatal(self, exc: MachineError) -> None:
         self._step("error", exc.text)
@@ -452,9 +472,9 @@ class Machine:
         for irq, num in list(self.msi_blocks.items()):  # the PHB frees its MSIs at device reset
             self._free_msi_block(irq, num)
         for intc in self._controllers():
-            intc.reset()
+            self._reported(intc.reset)
             for vcpu_id in self.vcpus:
-                intc.cpu_intc_reset(vcpu_id)
+                self._reported(intc.cpu_intc_reset, vcpu_id)
         self.ov5_cas = b""
         assert self.msi.empty(), "MSI bitmap must be empty at IRQ reset"
         self._update_active("reset-boot-mode")
@@ -509,6 +529,11 @@ class Machine:
     @property
     def advertised_byte23(self) -> int:
         return advertised_byte23(self.mode, self.power9_mode)
+
+    @property
+    def advertised_mode(self) -> str:
+        """What byte 23 offers: "dual" (0x80), "xive" (0x40) or "xics" (0x00)."""
+        return _mode_name(self.advertised_byte23)
 
     def _mmu_byte(self) -> int:
         if not self.power9_mode:

@@ -34,21 +34,29 @@ class IcsIrq:
 
 
 class ICS:
-    """The sPAPR ICS: `nr_irqs` sources numbered from `offset` (0x1000)."""
+    """The sPAPR ICS: `nr_irqs` sources numbered from `offset` (0x1000).
+
+    Sources are kept sparsely: one never touched reads as a fresh, unallocated IcsIrq.
+    """
 
     def __init__(self, offset: int, nr_irqs: int) -> None:
         self.offset = offset
         self.nr_irqs = nr_irqs
-        self.irqs = [IcsIrq() for _ in range(nr_irqs)]
+        self._irqs: dict[int, IcsIrq] = {}
 
     def valid_irq(self, irq: int) -> bool:
         return self.offset <= irq < self.offset + self.nr_irqs
 
     def source(self, irq: int) -> IcsIrq:
-        return self.irqs[irq - self.offset]
+        assert self.valid_irq(irq), f"IRQ {irq:#x} outside the ICS"
+        source = self._irqs.get(irq)
+        if source is None:
+            source = self._irqs[irq] = IcsIrq()
+        return source
 
     def is_free(self, irq: int) -> bool:
-        return self.source(irq).flags & XICS_FLAGS_IRQ_MASK == 0
+        source = self._irqs.get(irq)
+        return source is None or source.flags & XICS_FLAGS_IRQ_MASK == 0
 
     def set_irq_type(self, irq: int, lsi: bool) -> None:
         """Allocate a free source as LSI or MSI."""
@@ -57,14 +65,14 @@ class ICS:
 
     def free(self, irq: int) -> None:
         """Forget a source entirely (spapr_irq_free zeroes the entry)."""
-        self.irqs[irq - self.offset] = IcsIrq()
+        self._irqs.pop(irq, None)
 
     def allocated(self) -> list[int]:
-        return [self.offset + i for i, s in enumerate(self.irqs) if s.flags & XICS_FLAGS_IRQ_MASK]
+        return sorted(irq for irq, s in self._irqs.items() if s.flags & XICS_FLAGS_IRQ_MASK)
 
     def reset(self) -> None:
         """Device reset: every source masked and idle, allocation flags kept."""
-        for s in self.irqs:
+        for s in self._irqs.values():
             s.server, s.priority, s.saved_priority, s.status = 0, 0xFF, 0xFF, 0
 
 

@@ -1,0 +1,151 @@
+"""The ``spapr-irq`` command.
+
+    spapr-irq resolve [QEMU options] --host PRESET --guest PROFILE [--json]
+    spapr-irq explain [QEMU options] --host PRESET --guest PROFILE
+    spapr-irq matrix  [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
+    spapr-irq hosts | guests
+
+QEMU options (``-M``, ``-machine``, ``-cpu``, ``-smp``, ``-accel``, ``-enable-kvm``) pass through as
+QEMU spells them. Exit status: 0 ok, 1 QEMU would refuse this configuration, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+from .errors import InputError
+from .explore import matrix, resolve
+from .guest import DEFAULT_GUEST, GUESTS
+from .host import DEFAULT_HOST, PRESETS
+from .report import explain_text, matrix_json, matrix_markdown, matrix_text
+
+USAGE = __doc__.split("\n\n")[1].rstrip()
+COMMANDS = ("resolve", "explain", "matrix", "hosts", "guests")
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Args:
+    command: str
+    qemu: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    guests: list[str] = field(default_factory=list)
+    json: bool = False
+    format: str = "text"
+
+
+_VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format"}
+
+
+def parse_args(argv: list[str]) -> Args:
+    """Our flags are taken out; every other word is a QEMU option, kept in order."""
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        raise UsageError("")
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        raise UsageError(f"unknown command '{command}' (commands: {', '.join(COMMANDS)})")
+    args = Args(command)
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        name, eq, inline = word.partition("=")
+        if name in _VALUED:
+            if eq:
+                value = inline
+                i += 1
+            elif i + 1 < len(rest):
+                value = rest[i + 1]
+                i += 2
+            else:
+                raise UsageError(f"{name} needs a value")
+            if name == "--format":
+                if value not in ("text", "markdown", "json"):
+                    raise UsageError(f"--format must be text, markdown or json, not '{value}'")
+                args.format = value
+            else:
+                getattr(args, _VALUED[name]).append(value)
+            continue
+        if word == "--json":
+            args.json = True
+        elif word in ("-h", "--help"):
+            raise UsageError("")
+        elif word.startswith("--") and word not in ("--enable-kvm", "--machine", "--cpu", "--smp",
+                                                    "--accel"):
+            raise UsageError(f"unknown flag {word}")
+        else:
+            args.qemu.append(word)
+        i += 1
+    if command in ("resolve", "explain"):
+        for kind, values in (("--host", args.hosts), ("--guest", args.guests)):
+            if len(values) > 1:
+                raise UsageError(f"{command} takes one {kind}")
+        if args.format != "text":
+            raise UsageError(f"--format is for matrix; use --json with {command}")
+    if command != "resolve" and args.json:
+        if command == "matrix":
+            args.format = "json"
+        else:
+            raise UsageError(f"--json is not an option of {command}")
+    if command in ("hosts", "guests") and (args.qemu or args.hosts or args.guests):
+        raise UsageError(f"{command} takes no arguments")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse_args(argv)
+        return _run(args)
+    except UsageError as exc:
+        if str(exc):
+            print(f"spapr-irq: {exc}", file=sys.stderr)
+        else:
+            print(USAGE)
+            return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
+        return 2
+    except InputError as exc:
+        print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _run(args: Args) -> int:
+    if args.command == "hosts":
+        for name, host in PRESETS.items():
+            print(f"{name:26} {host.describe()}")
+        return 0
+    if args.command == "guests":
+        for name, guest in GUESTS.items():
+            print(f"{name:16} {guest.description}")
+        return 0
+    if args.command == "matrix":
+        cells = matrix(args.qemu, args.hosts or None, args.guests or None)
+        render = {"text": matrix_text, "markdown": matrix_markdown, "json": matrix_json}[args.format]
+        sys.stdout.write(render(cells))
+        return 0
+    host = args.hosts[0] if args.hosts else DEFAULT_HOST
+    guest = args.guests[0] if args.guests else DEFAULT_GUEST
+    outcome = resolve(args.qemu, host, guest)
+    if args.command == "explain":
+        sys.stdout.write(explain_text(" ".join(args.qemu), host, guest, outcome))
+    elif args.json:
+        print(json.dumps(outcome.as_dict(), indent=1))
+    else:
+        if outcome.result == "ok":
+            backend = "in-kernel (KVM)" if outcome.backend == "kvm" else "emulated"
+            print(f"{outcome.interrupt_mode.upper()} {backend}; offered: {outcome.advertised}")
+        for warning in outcome.warnings:
+            print("warning: " + warning.replace("\n", "\n         "), file=sys.stderr)
+        if outcome.result == "error":
+            print(f"error at {outcome.stage}: {outcome.error}", file=sys.stderr)
+    return 0 if outcome.result == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

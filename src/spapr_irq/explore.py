@@ -1,0 +1,117 @@
+"""Running configurations x hosts x guests through the machine model, and collecting outcomes.
+
+:func:`resolve` boots one configuration with one guest on one host and reports what happened: the
+mode offered, the mode and backend the guest ends up with, warnings, the error and where it struck,
+and the machine's trace. :func:`matrix` does it for every ic-mode x kernel-irqchip cell. Nothing here
+decides anything: every answer comes from running :class:`~spapr_irq.machine.Machine`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import MachineConfig, parse_options
+from .errors import MachineError
+from .guest import GUESTS, GuestProfile, get_guest
+from .host import PRESETS, Host, parse_host
+from .machine import Machine
+
+
+@dataclass
+class Outcome:
+    """The result of one boot, in the shape of ``spapr-irq resolve --json``."""
+
+    advertised: str | None
+    result: str  # ok | error
+    stage: str | None  # init | cas | None
+    interrupt_mode: str | None
+    backend: str | None
+    warnings: list[str]
+    error: str | None
+    trace: list[dict] = field(default_factory=list)
+
+    def as_dict(self, trace: bool = True) -> dict:
+        out = {
+            "advertised": self.advertised,
+            "result": self.result,
+            "stage": self.stage,
+            "interrupt_mode": self.interrupt_mode,
+            "backend": self.backend,
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
+        if trace:
+            out["trace"] = list(self.trace)
+        return out
+
+    @property
+    def cell(self) -> str:
+        """Short text for a matrix cell."""
+        if self.result == "error":
+            return f"error at {'CAS' if self.stage == 'cas' else self.stage}"
+        backend = "KVM" if self.backend == "kvm" else "emul."
+        return f"{self.interrupt_mode.upper()} {backend}"
+
+
+def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestProfile) -> Outcome:
+    """Create the machine, boot the guest, and report. Bad input raises InputError subclasses."""
+    config = options if isinstance(options, MachineConfig) else parse_options(options)
+    host = host if isinstance(host, Host) else parse_host(host)
+    profile = guest if isinstance(guest, GuestProfile) else get_guest(guest)
+    machine = Machine(config, host)
+    advertised = None
+    try:
+        machine.start()
+        advertised = machine.advertised_mode
+        machine.boot(profile)
+    except MachineError as exc:
+        return Outcome(advertised, "error", exc.stage, None, None, list(machine.warnings),
+                       exc.text, [s.as_dict() for s in machine.trace])
+    return Outcome(advertised, "ok", None, machine.interrupt_mode, machine.backend,
+                   list(machine.warnings), None, [s.as_dict() for s in machine.trace])
+
+
+#: Rows and columns of the mode matrix: ic-mode, then kernel-irqchip (None = unset, "allowed").
+MATRIX_MODES = ("dual", "xics", "xive")
+MATRIX_IRQCHIPS = (None, "off", "on")
+
+
+@dataclass
+class MatrixCell:
+    host: str
+    guest: str
+    ic_mode: str
+    kernel_irqchip: str
+    options: str
+    outcome: Outcome
+
+
+def matrix_options(base: list[str], mode: str, irqchip: str | None, host: Host) -> list[str]:
+    """The options of one cell: the user's options with ic-mode and kernel-irqchip appended to -M.
+
+    Without -cpu, KVM hosts use ``-cpu host`` (the CPU a KVM guest gets) and TCG the machine's own.
+    """
+    words = list(base)
+    props = f"ic-mode={mode}" + (f",kernel-irqchip={irqchip}" if irqchip else "")
+    words += ["-M", props if any(w in ("-M", "-machine") for w in words) else "pseries," + props]
+    if "-cpu" not in words and host.has_kvm:
+        words += ["-cpu", "host"]
+    return words
+
+
+def matrix(base: list[str] | None = None, hosts: list[str] | None = None,
+           guests: list[str] | None = None) -> list[MatrixCell]:
+    """Every host x guest x ic-mode x kernel-irqchip cell, in that order."""
+    base = list(base or [])
+    cells = []
+    for host_name in hosts or list(PRESETS):
+        host = parse_host(host_name)
+        for guest_name in guests or list(GUESTS):
+            guest = get_guest(guest_name)
+            for mode in MATRIX_MODES:
+                for irqchip in MATRIX_IRQCHIPS:
+                    words = matrix_options(base, mode, irqchip, host)
+                    outcome = resolve(parse_options(words), host, guest)
+                    cells.append(MatrixCell(host.name, guest.name, mode, irqchip or "allowed",
+                                            " ".join(words), outcome))
+    return cells

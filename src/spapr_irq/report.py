@@ -1,0 +1,168 @@
+"""Rendering outcomes for people and programs: the mode matrix (text, Markdown, JSON) and explain."""
+
+from __future__ import annotations
+
+import json
+
+from .explore import MATRIX_IRQCHIPS, MATRIX_MODES, MatrixCell, Outcome
+from .host import parse_host
+from .policy import RULES
+
+
+class Legend:
+    """Numbers each distinct warning and error text: [w1], [e1], ..."""
+
+    def __init__(self) -> None:
+        self.warnings: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+
+    def mark(self, outcome: Outcome) -> str:
+        marks = [self._id(self.warnings, "w", text) for text in outcome.warnings]
+        if outcome.error:
+            marks.append(self._id(self.errors, "e", outcome.error))
+        return f" [{','.join(marks)}]" if marks else ""
+
+    @staticmethod
+    def _id(table: dict[str, str], prefix: str, text: str) -> str:
+        if text not in table:
+            table[text] = f"{prefix}{len(table) + 1}"
+        return table[text]
+
+    def lines(self, bullet: str = "  ") -> list[str]:
+        out = []
+        for kind, table in (("warning", self.warnings), ("error", self.errors)):
+            for text, ident in table.items():
+                first, *rest = text.split("\n")
+                out.append(f"{bullet}[{ident}] {kind}: {first}")
+                pad = " " * (len(bullet) + len(ident) + 3 + len(kind) + 2)
+                out.extend(pad + line for line in rest)
+        return out
+
+
+def _group(cells: list[MatrixCell]) -> dict[str, dict[tuple[str, str], dict[str, MatrixCell]]]:
+    hosts: dict[str, dict[tuple[str, str], dict[str, MatrixCell]]] = {}
+    for cell in cells:
+        rows = hosts.setdefault(cell.host, {})
+        rows.setdefault((cell.ic_mode, cell.guest), {})[cell.kernel_irqchip] = cell
+    return hosts
+
+
+def _columns() -> list[str]:
+    return [irqchip or "allowed" for irqchip in MATRIX_IRQCHIPS]
+
+
+def matrix_text(cells: list[MatrixCell]) -> str:
+    legend = Legend()
+    out = []
+    for host_name, rows in _group(cells).items():
+        host = parse_host(host_name)
+        sample = next(iter(next(iter(rows.values())).values()))
+        out.append(f"host {host_name}: {host.describe()}")
+        out.append(f"  options: {_base_options(sample.options)}")
+        table = [["ic-mode", "guest", *(f"kernel-irqchip={c}" for c in _columns())]]
+        for (mode, guest), by_irqchip in rows.items():
+            table.append([mode, guest, *(by_irqchip[c].outcome.cell + legend.mark(by_irqchip[c].outcome)
+                                         for c in _columns())])
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        for index, row in enumerate(table):
+            out.append("  " + "  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip())
+            if index == 0:
+                out.append("  " + "  ".join("-" * width for width in widths))
+        out.append("")
+    legend_lines = legend.lines()
+    if legend_lines:
+        out.append("messages (exact QEMU text; hint lines indented):")
+        out.extend(legend_lines)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def matrix_markdown(cells: list[MatrixCell]) -> str:
+    legend = Legend()
+    out = []
+    for host_name, rows in _group(cells).items():
+        host = parse_host(host_name)
+        sample = next(iter(next(iter(rows.values())).values()))
+        out.append(f"### {host_name}")
+        out.append("")
+        out.append(f"{host.describe()}; options `{_base_options(sample.options)}`")
+        out.append("")
+        out.append("| ic-mode | guest | " + " | ".join(f"kernel-irqchip={c}" for c in _columns()) + " |")
+        out.append("|---|---|" + "---|" * len(_columns()))
+        for (mode, guest), by_irqchip in rows.items():
+            cells_text = [by_irqchip[c].outcome.cell + legend.mark(by_irqchip[c].outcome)
+                          for c in _columns()]
+            out.append(f"| {mode} | {guest} | " + " | ".join(cells_text) + " |")
+        out.append("")
+    legend_lines = legend.lines(bullet="- ")
+    if legend_lines:
+        out.append("Messages:")
+        out.append("")
+        for line in legend_lines:
+            out.append(line if line.startswith("- ") else "  " + line.strip())
+    return "\n".join(out).rstrip() + "\n"
+
+
+def matrix_json(cells: list[MatrixCell]) -> str:
+    records = [
+        {
+            "host": cell.host,
+            "guest": cell.guest,
+            "ic_mode": cell.ic_mode,
+            "kernel_irqchip": cell.kernel_irqchip,
+            "options": cell.options,
+            **cell.outcome.as_dict(trace=False),
+        }
+        for cell in cells
+    ]
+    return json.dumps(records, indent=1) + "\n"
+
+
+def _base_options(options: str) -> str:
+    """The cell's options without the ic-mode/kernel-irqchip the matrix varies."""
+    words = options.split()
+    out = []
+    skip = False
+    for i, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        if word in ("-M", "-machine") and i + 1 < len(words) and "ic-mode=" in words[i + 1]:
+            props = [p for p in words[i + 1].split(",")
+                     if not p.startswith(("ic-mode=", "kernel-irqchip="))]
+            if props:
+                out += [word, ",".join(props)]
+            skip = True
+            continue
+        out.append(word)
+    return " ".join(out) or "(machine defaults)"
+
+
+def explain_text(options: str, host: str, guest: str, outcome: Outcome) -> str:
+    """The steps the machine took, each with the rule it applied and the guarantee behind it."""
+    out = [f"configuration: {options or '(machine defaults)'}", f"host: {host}", f"guest: {guest}", ""]
+    seen_rules = []
+    for number, step in enumerate(outcome.trace, 1):
+        line = f"{number:2}. {step['step']}: "
+        first, *rest = step["detail"].split("\n")
+        out.append(line + first)
+        out.extend(" " * len(line) + more for more in rest)
+        rule = step.get("rule")
+        if rule:
+            out.append(" " * len(line) + f"rule {rule} ({RULES[rule].guarantee})")
+            if rule not in seen_rules:
+                seen_rules.append(rule)
+    out.append("")
+    if outcome.result == "ok":
+        out.append(f"result: the guest runs {outcome.interrupt_mode.upper()}, "
+                   f"{'in-kernel (KVM)' if outcome.backend == 'kvm' else 'emulated in QEMU'}; "
+                   f"offered: {outcome.advertised}")
+    else:
+        out.append(f"result: QEMU stops at {outcome.stage}: {outcome.error}")
+    for warning in outcome.warnings:
+        out.append("warning: " + warning.replace("\n", "\n         "))
+    if seen_rules:
+        out.append("")
+        out.append("rules applied:")
+        for rule in seen_rules:
+            out.append(f"  {rule} [{RULES[rule].guarantee}]: {RULES[rule].text}")
+    return "\n".join(out) + "\n"

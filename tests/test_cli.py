@@ -1,0 +1,142 @@
+"""The spapr-irq command: resolve, explain, matrix; exit statuses and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from spapr_irq.cli import main
+
+P9 = ["-M", "pseries", "-cpu", "power9"]
+
+
+def run(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_resolve_json_has_every_field(capsys):
+    status, out, _ = run(capsys, "resolve", *P9, "--host", "power9-linux-5.10", "--guest",
+                         "linux-xive", "--json")
+    answer = json.loads(out)
+    assert status == 0
+    assert set(answer) == {"advertised", "result", "stage", "interrupt_mode", "backend", "warnings",
+                           "error", "trace"}
+    assert (answer["advertised"], answer["result"], answer["interrupt_mode"], answer["backend"]) == \
+        ("dual", "ok", "xive", "kvm")
+    assert answer["stage"] is None and answer["error"] is None and answer["warnings"] == []
+    assert all(set(step) >= {"step", "detail"} for step in answer["trace"])
+
+
+def test_resolve_json_reports_the_fallback_warning_without_prefix(capsys):
+    _, out, _ = run(capsys, "resolve", *P9, "--host", "power9-linux-4.19", "--guest", "linux-xive",
+                    "--json")
+    answer = json.loads(out)
+    assert (answer["interrupt_mode"], answer["backend"]) == ("xive", "emulated")
+    assert answer["warnings"] == ["kernel_irqchip allowed but unavailable: IRQ_XIVE capability must "
+                                  "be present for KVM\nFalling back to kernel-irqchip=off"]
+
+
+def test_resolve_refused_configuration_exits_1_with_the_json_object(capsys):
+    status, out, _ = run(capsys, "resolve", "-M", "pseries,ic-mode=xive", "-cpu", "power8",
+                         "--host", "power9-linux-5.10", "--guest", "linux-xive", "--json")
+    answer = json.loads(out)
+    assert status == 1
+    assert answer["result"] == "error" and answer["stage"] == "init"
+    assert answer["advertised"] is None and answer["interrupt_mode"] is None
+    assert answer["error"] == "XIVE-only machines require a POWER9 CPU"
+
+
+def test_resolve_error_at_cas_keeps_what_was_advertised(capsys):
+    status, out, _ = run(capsys, "resolve", "-M", "pseries,ic-mode=xive", "-cpu", "power9",
+                         "--host", "tcg", "--guest", "linux-legacy", "--json")
+    answer = json.loads(out)
+    assert status == 1
+    assert (answer["advertised"], answer["stage"]) == ("xive", "cas")
+
+
+def test_resolve_text_prints_mode_and_backend(capsys):
+    status, out, _ = run(capsys, "resolve", *P9, "--host", "tcg", "--guest", "linux-legacy")
+    assert status == 0
+    assert out == "XICS emulated; offered: dual\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["resolve", "-M", "pseries,ic-mode=foo", "--host", "tcg"],
+     'spapr-irq: -M pseries,ic-mode=foo: Bad value for "ic-mode" property'),
+    (["resolve", "--host", "power11-linux-9.9"], "spapr-irq: unknown host 'power11-linux-9.9'"),
+    (["resolve", "--guest", "windows"], "spapr-irq: unknown guest 'windows'"),
+    (["resolve", "--frobnicate"], "spapr-irq: unknown flag --frobnicate"),
+    (["resolve", "-accel", "tcg,kernel-irqchip=on", "--host", "tcg"],
+     "spapr-irq: Property 'tcg-accel.kernel-irqchip' not found"),
+    (["nonsense"], "spapr-irq: unknown command 'nonsense'"),
+    (["matrix", "--format", "yaml"], "spapr-irq: --format must be text, markdown or json"),
+])
+def test_bad_input_is_one_line_on_stderr_and_exit_2(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert err.startswith(message)
+    assert err.count("\n") == 1
+
+
+def test_explain_names_the_guarantee_of_each_rule(capsys):
+    status, out, _ = run(capsys, "explain", "-M", "pseries,kernel-irqchip=on", "-cpu", "power9",
+                         "--host", "power9-linux-4.19", "--guest", "linux-xive")
+    assert status == 1
+    assert "rule broken-disconnect (G2)" in out
+    assert "result: QEMU stops at init: KVM is incompatible with ic-mode=dual,kernel-irqchip=on" in out
+    assert "broken-disconnect [G2]:" in out
+
+
+def test_explain_follows_the_trace_of_the_run(capsys):
+    _, out, _ = run(capsys, "explain", *P9, "--host", "power9-linux-5.10", "--guest", "linux-xive")
+    order = [out.index(word) for word in ("accelerator:", "create:", "advertise:", "cas:", "switch:")]
+    assert order == sorted(order)
+
+
+def test_matrix_text_marks_warnings_and_lists_the_messages(capsys):
+    status, out, _ = run(capsys, "matrix", "--host", "power9-linux-4.19", "--guest", "linux-xive")
+    assert status == 0
+    assert "dual     linux-xive  XIVE emul. [w1]" in out
+    assert "[w1] warning: kernel_irqchip allowed but unavailable: IRQ_XIVE capability" in out
+    assert "error at init [e1]" in out
+
+
+def test_matrix_json_has_one_record_per_cell(capsys):
+    _, out, _ = run(capsys, "matrix", "--host", "tcg", "--host", "power8-linux-4.19", "--format",
+                    "json")
+    records = json.loads(out)
+    assert len(records) == 2 * 3 * 3 * 3
+    cell = next(r for r in records if r["host"] == "power8-linux-4.19" and r["ic_mode"] == "xive"
+                and r["kernel_irqchip"] == "allowed" and r["guest"] == "linux-xive")
+    assert cell["error"] == "XIVE-only machines require a POWER9 CPU"
+
+
+def test_matrix_markdown_is_a_table(capsys):
+    _, out, _ = run(capsys, "matrix", "--host", "tcg", "--guest", "linux-legacy", "--format",
+                    "markdown")
+    assert "| ic-mode | guest | kernel-irqchip=allowed | kernel-irqchip=off | kernel-irqchip=on |" in out
+    assert "| xive | linux-legacy | error at CAS [e1] |" in out
+
+
+def test_command_runs_as_a_process_and_answers_quickly():
+    done = subprocess.run([sys.executable, "-m", "spapr_irq.cli", "resolve", *P9, "--host", "tcg",
+                           "--json"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["backend"] == "emulated"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=20), max_size=6))
+def test_any_argument_list_exits_0_1_or_2_without_a_traceback(argv):
+    try:
+        status = main(["resolve", *argv])
+    except SystemExit as exc:  # pragma: no cover - would be a bug
+        pytest.fail(f"SystemExit {exc}")
+    assert status in (0, 1, 2)

@@ -1,0 +1,290 @@
+"""Machine init: the checks of spapr_irq_init in order, controller creation, registration, IRQs."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import P9, assert_clean, make, refused
+from spapr_irq import Machine, MachineError, papr
+from spapr_irq.machine import DispatchTable
+
+
+# --- the init checks, in QEMU's order ---------------------------------------------------------------------
+
+
+def test_split_irqchip_under_kvm_is_refused():
+    error = refused(f"-M pseries,kernel-irqchip=split {P9}")
+    assert error.text == "kernel_irqchip split mode not supported on pseries"
+    assert error.stage == "init"
+
+
+def test_split_irqchip_under_tcg_is_accepted_and_emulated():
+    machine = make(f"-M pseries,kernel-irqchip=split {P9}", host="tcg")
+    assert machine.backend == "emulated"
+
+
+def test_dual_on_a_power8_cpu_is_silently_xics():
+    machine = make("-M pseries,ic-mode=dual -cpu power8", host="power9-linux-5.10")
+    assert machine.mode == "xics"
+    assert machine.xive is None
+    assert machine.advertised_mode == "xics"
+    assert machine.warnings == []
+
+
+def test_dual_capped_by_max_cpu_compat_power8_is_silently_xics():
+    machine = make(f"-M pseries,ic-mode=dual,max-cpu-compat=power8 {P9}")
+    assert machine.mode == "xics"
+    assert machine.advertised_byte23 == papr.OV5_XIVE_LEGACY
+
+
+def test_xive_on_a_power8_cpu_is_refused():
+    error = refused("-M pseries,ic-mode=xive -cpu power8")
+    assert error.text == "XIVE-only machines require a POWER9 CPU"
+
+
+def test_xive_capped_by_max_cpu_compat_is_refused():
+    error = refused(f"-M pseries,ic-mode=xive,max-cpu-compat=power8 {P9}", host="tcg")
+    assert error.text == "XIVE-only machines require a POWER9 CPU"
+
+
+def test_power10_cpu_counts_as_power9_capable():
+    machine = make("-M pseries -cpu power10", host="power10-linux-6.6")
+    assert machine.advertised_mode == "dual"
+
+
+BROKEN = (
+    "KVM is incompatible with ic-mode=dual,kernel-irqchip=on\n"
+    "This can happen with an old KVM or in a KVM nested guest.\n"
+    "Try without kernel-irqchip or with kernel-irqchip=off."
+)
+
+
+@pytest.mark.parametrize("host", ["power9-linux-4.19", "power9-nested-linux-5.4"])
+def test_dual_with_kernel_irqchip_on_is_refused_where_kvm_xics_cannot_be_recreated(host):
+    error = refused(f"-M pseries,ic-mode=dual,kernel-irqchip=on {P9}", host=host)
+    assert error.text == BROKEN
+    assert error.stage == "init"
+
+
+@pytest.mark.parametrize("host", ["power9-linux-5.2", "power9-oldfw-linux-5.4",
+                                  "power9-nested-linux-5.10", "power9-linux-5.10"])
+def test_dual_with_kernel_irqchip_on_passes_the_probe_where_kvm_xics_is_released(host):
+    machine = make(f"-M pseries,ic-mode=dual,kernel-irqchip=on {P9}", host=host)
+    assert machine.active is machine.xics and machine.backend == "kvm"
+    assert_clean(machine)
+
+
+def test_broken_disconnect_probe_is_create_close_create():
+    machine = make(f"-M pseries,kernel-irqchip=on {P9}", host="power9-linux-5.10")
+    assert machine.kvm.calls[1:5] == ["create_device(XICS)", "close(20)", "create_device(XICS)",
+                                      "close(21)"]
+
+
+def test_broken_disconnect_probe_only_runs_for_dual_with_kernel_irqchip_on():
+    for options in (f"-M pseries {P9}", f"-M pseries,ic-mode=xics,kernel-irqchip=on {P9}",
+                    f"-M pseries,kernel-irqchip=off {P9}"):
+        machine = make(options, host="power9-linux-4.19")
+        assert not any(step.step == "probe" for step in machine.trace), options
+
+
+def test_broken_disconnect_probe_is_skipped_when_dual_became_xics():
+    machine = make(f"-M pseries,ic-mode=dual,kernel-irqchip=on,max-cpu-compat=power8 {P9}",
+                   host="power9-linux-4.19")
+    assert machine.mode == "xics" and machine.backend == "kvm"
+    assert not any(step.step == "probe" for step in machine.trace)
+
+
+def test_a_failed_init_check_leaves_nothing_in_kvm():
+    machine = Machine(*_config_host(f"-M pseries,kernel-irqchip=on {P9}", "power9-linux-4.19"))
+    with pytest.raises(MachineError):
+        machine.start()
+    assert machine.runstate == "shutdown"
+    assert machine.kvm.fds == {}
+    assert_clean(machine)
+
+
+def _config_host(options, host):
+    from spapr_irq import parse_host, parse_options
+
+    return parse_options(options), parse_host(host)
+
+
+# --- host and accelerator -------------------------------------------------------------------------------------
+
+
+def test_guest_cpu_newer_than_the_kvm_host_is_refused():
+    error = refused("-M pseries -cpu power10", host="power9-linux-5.10")
+    assert error.message == "CPU model 'power10_v2.0' is newer than the host's POWER9: KVM cannot run it"
+
+
+def test_older_guest_cpu_runs_on_a_newer_kvm_host():
+    machine = make("-M pseries -cpu power8", host="power10-linux-6.6")
+    assert machine.mode == "xics" and machine.backend == "kvm"
+
+
+def test_cpu_host_takes_the_host_generation():
+    assert make("-cpu host", host="power8-linux-5.10").mode == "xics"
+    assert make("-cpu host", host="power9-linux-5.10").mode == "dual"
+
+
+def test_cpu_host_is_refused_under_tcg():
+    assert refused("-cpu host", host="tcg").text == "The 'host' CPU type can only be used with KVM or HVF"
+
+
+def test_accel_kvm_on_a_host_without_kvm_is_refused():
+    error = refused(f"-accel kvm {P9}", host="tcg")
+    assert error.message == "-accel kvm: failed to initialize kvm: No such file or directory"
+
+
+def test_accel_list_falls_back_to_the_next_accelerator():
+    machine = make(f"-accel kvm -accel tcg {P9}", host="tcg")
+    assert machine.accel == "tcg"
+
+
+def test_accel_tcg_on_a_kvm_host_emulates_everything():
+    machine = make(f"-accel tcg {P9}", host="power9-linux-5.10")
+    assert machine.kvm is None and machine.backend == "emulated"
+
+
+def test_kernel_irqchip_on_given_with_machine_has_no_effect_under_tcg():
+    machine = make(f"-M pseries,kernel-irqchip=on {P9}", host="tcg")
+    assert machine.backend == "emulated"
+    assert machine.warnings == []
+
+
+# --- controllers and registration ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode, xics, xive", [("dual", True, True), ("xics", True, False),
+                                              ("xive", False, True)])
+def test_mode_creates_the_controllers_it_needs(mode, xics, xive):
+    machine = make(f"-M pseries,ic-mode={mode} {P9}")
+    assert (machine.xics is not None, machine.xive is not None) == (xics, xive)
+
+
+def test_dual_registers_every_hcall_and_rtas_call_once():
+    machine = make(f"-M pseries {P9}")
+    assert sorted(machine.hcalls.names()) == sorted(papr.XICS_HCALLS + papr.XIVE_HCALLS)
+    assert sorted(machine.rtas_calls.names()) == sorted(papr.XICS_RTAS_CALLS)
+
+
+def test_reset_and_cas_do_not_register_again():
+    machine = make(f"-M pseries {P9}")
+    before = (len(machine.hcalls.entries), len(machine.rtas_calls.entries))
+    machine.boot("linux-xive")
+    machine.reset()
+    machine.boot("linux-legacy")
+    assert (len(machine.hcalls.entries), len(machine.rtas_calls.entries)) == before
+
+
+def test_a_second_registration_of_an_hcall_is_refused():
+    table = DispatchTable("hcall")
+    owner = make(f"-M pseries {P9}").xics
+    table.register("H_EOI", 0x64, owner)
+    with pytest.raises(MachineError, match="registered twice"):
+        table.register("H_EOI", 0x64, owner)
+
+
+def test_xive_only_machine_starts_in_xive():
+    machine = make(f"-M pseries,ic-mode=xive {P9}")
+    assert machine.active is machine.xive and machine.backend == "kvm"
+    assert machine.xive.mmio_enabled
+
+
+def test_dual_machine_starts_in_xics_with_the_kvm_device_created_at_init():
+    machine = make(f"-M pseries {P9}")
+    assert machine.active is machine.xics
+    assert machine.kvm.live_devices() == ["kvm-xive"]
+    assert not machine.xive.mmio_enabled
+
+
+def test_xive_claims_one_ipi_per_server():
+    machine = make(f"-M pseries {P9} -smp 2,maxcpus=4")
+    assert machine.xive.state.valid_lisns()[:4] == [0, 1, 2, 3]
+    assert not machine.xive.is_claimed(4)
+
+
+def test_vcpu_ids_follow_vsmt():
+    machine = make(f"-M pseries {P9} -smp 4,threads=2", host="tcg")
+    assert machine.vcpus == [0, 1, 2, 3]
+    old = make(f"-M pseries-4.1 {P9} -smp 4,threads=2", host="tcg")
+    assert old.vcpus == [0, 1, 8, 9]
+
+
+# --- IRQ numbers ---------------------------------------------------------------------------------------------
+
+DEFAULT_IRQS = {0x1000: False, 0x1001: False, 0x1100: False, 0x1101: False,
+                0x1200: True, 0x1201: True, 0x1202: True, 0x1203: True}
+
+
+def test_default_devices_claim_qemus_numbers_in_both_controllers():
+    machine = make(f"-M pseries {P9}")
+    assert machine.xics.ics.allocated() == sorted(DEFAULT_IRQS)
+    for irq, lsi in DEFAULT_IRQS.items():
+        assert machine.irq_claimed(irq) == {"xics": True, "xive": True}
+        assert machine.xics.ics.source(irq).lsi == lsi
+        assert (irq in machine.xive.state.source.lsi) == lsi
+
+
+def test_legacy_machine_allocates_first_fit_in_0x400_sources():
+    machine = make("-M pseries-3.0 -cpu power8", host="tcg")
+    assert machine.mode == "legacy"
+    assert machine.xics.ics.nr_irqs == 0x400
+    assert machine.xics.ics.allocated() == list(range(0x1000, 0x1008))
+
+
+def test_claiming_a_claimed_irq_is_refused_and_changes_nothing():
+    machine = make(f"-M pseries {P9}")
+    with pytest.raises(MachineError) as info:
+        machine.claim_irq(0x1000)
+    assert info.value.message == "IRQ 4096 is not free"
+    assert machine.irq_claimed(0x1000) == {"xics": True, "xive": True}
+
+
+def test_claim_outside_the_external_range_is_refused():
+    machine = make(f"-M pseries {P9}")
+    with pytest.raises(MachineError, match="outside the external range"):
+        machine.claim_irq(0x2000)
+
+
+def test_claim_and_free_keep_both_controllers_in_step():
+    machine = make(f"-M pseries {P9}")
+    machine.claim_irq(0x1500, lsi=True)
+    assert machine.irq_claimed(0x1500) == {"xics": True, "xive": True}
+    machine.free_irq(0x1500)
+    assert machine.irq_claimed(0x1500) == {"xics": False, "xive": False}
+
+
+def test_claim_under_in_kernel_xics_pushes_the_source_to_kvm():
+    machine = make(f"-M pseries {P9}")
+    machine.claim_irq(0x1500, lsi=True)
+    device = machine.kvm.fds[machine.xics.fd]
+    assert device.sources[0x1500] == (0xFF << 32) | (1 << 40)
+
+
+def test_msi_allocation_without_align_starts_even():
+    machine = make(f"-M pseries {P9}")
+    first = machine.msi_alloc(1, align=False)
+    second = machine.msi_alloc(1, align=False)
+    assert (first, second) == (0x1300, 0x1302)
+
+
+def test_msi_allocation_with_align_true_is_not_aligned_qemu_quirk():
+    machine = make(f"-M pseries {P9}")
+    assert machine.msi_alloc(1, align=True) == 0x1300
+    assert machine.msi_alloc(3, align=True) == 0x1301
+
+
+def test_msi_allocation_exhausted_is_refused():
+    machine = make(f"-M pseries {P9}")
+    machine.msi_alloc(0xD00, align=True)
+    with pytest.raises(MachineError, match="can't find a free 1-IRQ block"):
+        machine.msi_alloc(1, align=True)
+
+
+def test_reset_frees_the_phbs_msis():
+    machine = make(f"-M pseries {P9}")
+    irq = machine.msi_alloc(4, align=False)
+    machine.reset()
+    assert machine.msi.empty()
+    assert machine.irq_claimed(irq) == {"xics": False, "xive": False}
