@@ -508,5 +508,5 @@ class XiveController(InterruptController):
             kind = "LSI" if lisn in self.state.source.lsi else "MSI"
             pq = self.state.source.pq(lisn)
             lines.append(f"  {lisn:08x} {kind} {'P' if pq & 2 else '-'}{'Q' if pq & 1 else '-'}"
-                         f" {'M' if self.state.eat[lisn] & (1 << 31) else ' '}")
+                         f" {'M' if self.state.eas(lisn) & (1 << 31) else ' '}")
         return lines

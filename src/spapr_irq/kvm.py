@@ -4,6 +4,8 @@ One :class:`Kvm` is one VM's view of the host kernel: capabilities, interrupt-co
 (create, attributes by group, mmap, close with or without release), vCPU connection and the RTAS
 tokens served in the kernel. Every call goes through :meth:`Kvm._enter`, which logs it and fails it
 with -errno when the :class:`FaultPlan` says so, so that callers' error paths can be exercised.
+The three teardown calls Linux cannot fail for a well-formed request -- close, munmap and undefining
+an RTAS token -- are logged but never fault-injected.
 """
 
 from __future__ import annotations
@@ -481,7 +483,13 @@ class Kvm:
     # -- RTAS ---------------------------------------------------------------------------------------
     def define_rtas_token(self, name: str, token: int) -> None:
         """KVM_PPC_RTAS_DEFINE_TOKEN: serve RTAS `name` in the kernel at `token`; 0 undefines."""
-        self._enter("define_rtas_token", f"define_rtas_token({name}, {token:#x})")
+        text = f"define_rtas_token({name}, {token:#x})"
+        if token == 0:
+            # Undefining only unlinks the kernel's entry: Linux cannot fail it for a well-formed
+            # request, so, like close and munmap, it is logged but never fault-injected.
+            self.calls.append(text)
+        else:
+            self._enter("define_rtas_token", text)
         if name not in KERNEL_RTAS_CALLS:
             raise KvmError("define_rtas_token", E.ENOENT)
         if token == 0:

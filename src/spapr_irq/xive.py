@@ -91,17 +91,23 @@ class XiveTCTX:
 
 
 class SpaprXiveState:
-    """The sPAPR XIVE tables: EAT (one EAS per LISN) and ENDT (8 words per END)."""
+    """The sPAPR XIVE tables: EAT (one EAS per LISN) and ENDT (8 words per END).
+
+    The EAT is sparse: a LISN absent from `eat` has an all-zero EAS.
+    """
 
     def __init__(self, nr_irqs: int, nr_ends: int) -> None:
         self.nr_irqs = nr_irqs
         self.nr_ends = nr_ends
-        self.eat = [0] * nr_irqs
+        self.eat: dict[int, int] = {}
         self.endt = [[0] * 8 for _ in range(nr_ends)]
         self.source = XiveSource(nr_irqs)
 
+    def eas(self, lisn: int) -> int:
+        return self.eat.get(lisn, 0)
+
     def eas_valid(self, lisn: int) -> bool:
-        return bool(self.eat[lisn] & EAS_VALID)
+        return bool(self.eat.get(lisn, 0) & EAS_VALID)
 
     def claim(self, lisn: int, lsi: bool) -> None:
         """Make a LISN valid and masked; the caller checked it was free."""
@@ -111,14 +117,18 @@ class SpaprXiveState:
 
     def free(self, lisn: int) -> None:
         """spapr_xive_irq_free clears only the VALID bit."""
-        self.eat[lisn] &= ~EAS_VALID
+        eas = self.eat.get(lisn, 0) & ~EAS_VALID
+        if eas:
+            self.eat[lisn] = eas
+        else:
+            self.eat.pop(lisn, None)
 
     def valid_lisns(self) -> list[int]:
-        return [lisn for lisn, eas in enumerate(self.eat) if eas & EAS_VALID]
+        return sorted(lisn for lisn, eas in self.eat.items() if eas & EAS_VALID)
 
     def reset(self) -> None:
         """Valid EAS become VALID|MASKED, others 0; every END cleared with ESe/ESn Q set."""
-        self.eat = [EAS_VALID | EAS_MASKED if eas & EAS_VALID else 0 for eas in self.eat]
+        self.eat = {lisn: EAS_VALID | EAS_MASKED for lisn, eas in self.eat.items() if eas & EAS_VALID}
         for end in self.endt:
             end[:] = [0, END_W1_ESe_Q | END_W1_ESn_Q, 0, 0, 0, 0, 0, 0]
         self.source.reset()
