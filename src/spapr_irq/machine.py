@@ -253,6 +253,8 @@ class Machine:
         if config.cpu == "host" and self.accel != "kvm":
             raise MachineError("The 'host' CPU type can only be used with KVM or HVF")
         self.cpu_family = config.cpu_family(host.cpu if self.accel == "kvm" else None)
+        # The two refusals below are this model's wording: QEMU fails these later (at vCPU or
+        # compat setup) with texts the specs did not establish.
         if self.accel == "kvm" and CPU_FAMILIES.index(self.cpu_family) > CPU_FAMILIES.index(host.cpu):
             raise MachineError(
                 f"CPU model '{config.cpu}' is newer than the host's {host.cpu.upper()}: "
