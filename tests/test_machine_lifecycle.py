@@ -58,7 +58,7 @@ def test_allowed_uses_kvm_xive_when_the_host_has_it():
 
 def test_xics_connect_defines_the_kernel_rtas_tokens():
     machine = make(f"-M pseries,ic-mode=xics {P9}")
-    assert machine.kvm.rtas_tokens == {name: papr.RTAS_TOKENS[name] for name in papr.XICS_RTAS_CALLS}
+    assert machine.kvm.rtas_tokens == {papr.RTAS_TOKENS[name]: name for name in papr.XICS_RTAS_CALLS}
 
 
 def test_xics_connect_sets_nr_servers_only_where_the_attribute_exists():

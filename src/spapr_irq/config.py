@@ -201,13 +201,15 @@ def _split_props(text: str) -> list[str]:
 def _parse_int(option: str, name: str, text: str) -> int:
     if not re.fullmatch(r"[0-9]+", text):
         raise ConfigError(f"{option}: Parameter '{name}' expects a number")
+    if len(text.lstrip("0")) > 18:
+        raise ConfigError(f"{option}: Parameter '{name}' is out of range")
     return int(text)
 
 
 def _parse_machine_type(option: str, value: str) -> tuple[int, int]:
     if value == "pseries":
         return LATEST_VERSION
-    match = re.fullmatch(r"pseries-([0-9]+)\.([0-9]+)", value)
+    match = re.fullmatch(r"pseries-(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})", value)
     if match:
         version = (int(match.group(1)), int(match.group(2)))
         if version in MACHINE_VERSIONS:
@@ -244,7 +246,8 @@ class _Builder:
         self.machine_option = "-M pseries"
         self.cpu: str | None = None
         self.smp: tuple[int, int, int] | None = None
-        self.accel: list[str] = []
+        self.accel: list[str] = []  # from -accel, in order
+        self.machine_accel: list[str] | None = None  # from -M accel= (or -enable-kvm); last wins
         self.accel_irqchip: str | None = None
         self.accel_option = ""
 
@@ -304,9 +307,7 @@ def _read_accel(b: _Builder, option: str, value: str) -> None:
         if "=" not in prop:
             raise ConfigError(f"{option}: Invalid parameter '{prop}'")
         key, val = prop.split("=", 1)
-        if key in ("kernel-irqchip", "kernel_irqchip"):
-            if name != "kvm":
-                raise ConfigError(f"Property '{name}-accel.kernel-irqchip' not found")
+        if key == "kernel-irqchip" and name == "kvm":  # -accel sets QOM properties as spelled
             b.accel_irqchip = _onoffsplit(option, val)
             b.accel_option = option
         else:
@@ -332,7 +333,7 @@ def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
         word = words[i]
         flag = word[1:] if word.startswith("--") else word
         if flag == "-enable-kvm":
-            b.accel.append("kvm")
+            b.machine_accel = ["kvm"]  # vl.c: -enable-kvm is -machine accel=kvm
             i += 1
             continue
         if flag in ("-M", "-machine", "-cpu", "-smp", "-accel"):
@@ -360,6 +361,7 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
     ic_mode = default_ic_mode(version)
     ic_mode_explicit = False
     machine_irqchip: str | None = None
+    machine_irqchip_option: tuple[str, str] | None = None
     max_compat: str | None = None
     for option, key, val in b.machine_order:
         if key == "ic-mode":
@@ -371,18 +373,27 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
                 raise ConfigError(f'{option}: Bad value for "ic-mode" property')
             ic_mode, ic_mode_explicit = val, True
         elif key in ("kernel-irqchip", "kernel_irqchip"):
-            machine_irqchip = _onoffsplit(option, val)
+            machine_irqchip_option = (option, val)
         elif key == "max-cpu-compat":
             if val not in COMPAT_LEVELS:
                 raise ConfigError(f'{option}: Invalid compatibility mode "{val}"')
             max_compat = val
         elif key == "accel":
-            for name in val.split(":"):
+            names = val.split(":")
+            for name in names:
                 if name not in ACCELS:
                     raise ConfigError(f"invalid accelerator {name}")
-                b.accel.append(name)
+            b.machine_accel = names
         else:
             raise ConfigError(f"{option}: Property '{mtype}-machine.{key}' not found")
+
+    if b.accel and b.machine_accel is not None:
+        raise ConfigError('The -accel and "-machine accel=" options are incompatible')
+    accel = tuple(b.accel) if b.accel else tuple(b.machine_accel or ())
+    # -M kernel-irqchip is sugar for the KVM accelerator's property: only parsed when KVM may be
+    # used. With TCG alone it has nothing to apply to and any value is accepted without effect.
+    if machine_irqchip_option is not None and (not accel or "kvm" in accel):
+        machine_irqchip = _onoffsplit(*machine_irqchip_option)
 
     cpu = b.cpu or default_cpu(version)
     cpus, maxcpus, threads = b.smp or (1, None, 1)
@@ -410,7 +421,7 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         smp_cpus=cpus,
         max_cpus=maxcpus,
         threads=threads,
-        accel=tuple(b.accel),
+        accel=accel,
         options=words,
     )
 

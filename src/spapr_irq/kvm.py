@@ -89,14 +89,17 @@ class FaultPlan:
         self.faults.clear()
 
     def check(self, call: str) -> int:
-        """0, or the errno the call `call` must fail with now."""
+        """0, or the errno the call `call` must fail with now. Every armed fault counts every call
+        it matches, independently; if two are due on the same call the first armed one wins."""
+        due = []
         for fault in self.faults:
             if fault.call in (None, call):
                 fault.seen += 1
                 if fault.seen == fault.nth:
-                    self.faults.remove(fault)
-                    return fault.errno
-        return 0
+                    due.append(fault)
+        for fault in due:
+            self.faults.remove(fault)
+        return due[0].errno if due else 0
 
     @property
     def armed(self) -> bool:
@@ -175,9 +178,11 @@ class XicsDevice(KvmDevice):
         if group == KVM_DEV_XICS_GRP_SOURCES:
             if not KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS:
                 raise _errno(E.ENOENT)
+            # xics_set_source: the priority field is checked before MASKED is applied, and the
+            # destination is an interrupt server number given at vCPU connect.
             priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
             server = value & KVM_XICS_DESTINATION_MASK
-            if priority != 0xFF and not value & KVM_XICS_MASKED and server not in self.vcpus:
+            if priority != 0xFF and server not in self.servers():
                 raise _errno(E.EINVAL)
             self.sources[attr] = value
             return
@@ -185,6 +190,10 @@ class XicsDevice(KvmDevice):
             self._set_nr_servers(value)
             return
         raise _errno(E.ENXIO)
+
+    def servers(self) -> set[int]:
+        """Server numbers of the presenters attached to this device."""
+        return {self.kvm.vcpus[vcpu_id].server for vcpu_id in self.vcpus}
 
     def _set_nr_servers(self, value: int) -> None:
         if value == 0 or value > KVM_MAX_VCPU_IDS:
@@ -319,7 +328,7 @@ class Kvm:
         self.arch_xive: KvmDevice | None = None  # kvm->arch.xive (XICS-on-XIVE or native)
         self.devices: list[KvmDevice] = []  # kvm->devices: every device not yet released
         self.vcpus: dict[int, KvmVcpu] = {}
-        self.rtas_tokens: dict[str, int] = {}
+        self.rtas_tokens: dict[int, str] = {}  # kvm->arch.rtas_tokens: token -> call name
         self._next_fd = 20
         #: QEMU's kvm_kernel_irqchip / kvm_msi_via_irqfd_allowed / kvm_gsi_direct_mapping globals,
         #: which connect sets and disconnect clears (one flag stands for the three).
@@ -490,14 +499,17 @@ class Kvm:
             self.calls.append(text)
         else:
             self._enter("define_rtas_token", text)
+        if token == 0:
+            # rtas_token_undefine drops every entry for the name; an undefined name is no error.
+            for defined, defined_name in list(self.rtas_tokens.items()):
+                if defined_name == name:
+                    del self.rtas_tokens[defined]
+            return
+        if token in self.rtas_tokens:
+            raise KvmError("define_rtas_token", E.EEXIST)
         if name not in KERNEL_RTAS_CALLS:
             raise KvmError("define_rtas_token", E.ENOENT)
-        if token == 0:
-            self.rtas_tokens.pop(name, None)
-            return
-        if name in self.rtas_tokens:
-            raise KvmError("define_rtas_token", E.EEXIST)
-        self.rtas_tokens[name] = token
+        self.rtas_tokens[token] = name
 
     # -- introspection ------------------------------------------------------------------------------
     def live_devices(self) -> list[str]:

@@ -777,7 +777,7 @@ class Machine:
             xics_kernel = self.xics is not None and self.xics.in_kernel
             if self.kvm.rtas_tokens and not xics_kernel:
                 problems.append(f"RTAS kernel tokens defined without in-kernel XICS: "
-                                f"{sorted(self.kvm.rtas_tokens)}")
+                                f"{sorted(self.kvm.rtas_tokens.values())}")
             in_kernel = any(intc.in_kernel for intc in self._controllers())
             if self.kvm.irqchip_in_kernel != in_kernel:
                 problems.append("kvm_kernel_irqchip disagrees with the controllers")
