@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 from spapr_irq.errors import HostError
 from spapr_irq.host import PRESETS, Host, parse_host
-from spapr_irq.kvm import KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE
+from spapr_irq.kvm import KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE, host_capability
 
 ALL_PRESETS = (
     "tcg",
@@ -75,11 +75,11 @@ def test_every_other_preset_has_kvm(name):
 
 @pytest.mark.parametrize("name", KVM_PRESETS)
 def test_irq_xics_capability_is_1_on_every_kvm_host(name):
-    assert PRESETS[name].check_extension(KVM_CAP_IRQ_XICS) == 1
+    assert host_capability(PRESETS[name], KVM_CAP_IRQ_XICS) == 1
 
 
 def test_irq_xics_capability_is_0_under_tcg():
-    assert PRESETS["tcg"].check_extension(KVM_CAP_IRQ_XICS) == 0
+    assert host_capability(PRESETS["tcg"], KVM_CAP_IRQ_XICS) == 0
 
 
 def test_capability_numbers_are_the_uapi_values():
@@ -88,17 +88,17 @@ def test_capability_numbers_are_the_uapi_values():
 
 @pytest.mark.parametrize("name", XIVE_CAP_PRESETS)
 def test_irq_xive_capability_is_1_on_powernv_xive_hosts_from_5_2(name):
-    assert PRESETS[name].check_extension(KVM_CAP_PPC_IRQ_XIVE) == 1
+    assert host_capability(PRESETS[name], KVM_CAP_PPC_IRQ_XIVE) == 1
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_PRESETS if n not in XIVE_CAP_PRESETS])
 def test_irq_xive_capability_is_0_elsewhere(name):
     # P8 (no XIVE), P9 4.19 (before 5.2), nested (no HVMODE), old OPAL (no queue-state calls), tcg.
-    assert PRESETS[name].check_extension(KVM_CAP_PPC_IRQ_XIVE) == 0
+    assert host_capability(PRESETS[name], KVM_CAP_PPC_IRQ_XIVE) == 0
 
 
 def test_irq_xive_capability_is_0_on_a_xive_off_host():
-    assert parse_host("kvm:cpu=power9,kernel=5.10,xive=off").check_extension(KVM_CAP_PPC_IRQ_XIVE) == 0
+    assert host_capability(parse_host("kvm:cpu=power9,kernel=5.10,xive=off"), KVM_CAP_PPC_IRQ_XIVE) == 0
 
 
 # --- which implementation backs KVM_DEV_TYPE_XICS (A.2, A.6) ------------------------------------------

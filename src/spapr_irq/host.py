@@ -57,18 +57,6 @@ class Host:
             return None
         return "kvm-xive" if self.xics_on_xive else "kvm-xics"
 
-    def check_extension(self, cap: int) -> int:
-        """KVM_CHECK_EXTENSION on the VM fd, for the capabilities this model knows."""
-        from .kvm import KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE, KVM_CAP_PPC_RTAS
-
-        if not self.has_kvm:
-            return 0
-        if cap in (KVM_CAP_IRQ_XICS, KVM_CAP_PPC_RTAS):
-            return 1  # CONFIG_KVM_XICS: unconditional on Book3S-64
-        if cap == KVM_CAP_PPC_IRQ_XIVE:
-            return int(self.xive_native and self.hv_mode)
-        return 0
-
     def device_has_release(self, kind: str) -> bool:
         """Whether closing the device fd releases it (else it lives until the VM is destroyed)."""
         if kind in ("kvm-xive", "kvm-xive-native"):

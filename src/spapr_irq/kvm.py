@@ -62,6 +62,18 @@ KVM_MAX_VCPU_IDS = KVM_MAX_VCPUS * 8
 KERNEL_RTAS_CALLS = ("ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")
 
 
+def host_capability(host: Host, cap: int) -> int:
+    """What KVM_CHECK_EXTENSION answers on a VM fd of `host` (spec/linux.md A.1)."""
+    if not host.has_kvm:
+        return 0
+    if cap in (KVM_CAP_IRQ_XICS, KVM_CAP_PPC_RTAS):
+        return 1  # CONFIG_KVM_XICS: unconditional on Book3S-64
+    if cap == KVM_CAP_PPC_IRQ_XIVE:
+        # xive_enabled() && CPU_FTR_HVMODE && kvmppc_xive_native_supported()
+        return int(host.xive_native and host.hv_mode)
+    return 0
+
+
 # --- Fault injection -----------------------------------------------------------------------------------
 
 
@@ -360,7 +372,7 @@ class Kvm:
     def check_extension(self, cap: int) -> int:
         """KVM_CHECK_EXTENSION on the VM fd."""
         self._enter("check_extension", f"check_extension({cap})")
-        return self.host.check_extension(cap)
+        return host_capability(self.host, cap)
 
     # -- devices ------------------------------------------------------------------------------------
     def create_device(self, type_id: int) -> int:
