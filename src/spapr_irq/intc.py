@@ -10,6 +10,7 @@ emulation is the machine's policy, not the controller's.
 from __future__ import annotations
 
 import errno as E
+from contextlib import contextmanager
 
 from . import papr
 from .errors import KvmError, SpaprIrqError, strerror
@@ -79,6 +80,20 @@ class InterruptController:
     def hcall_handler(self, name: str):
         """The handler of a registered hcall, or None while it is not built."""
         return None
+
+    def disconnect_kvm(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def _connecting(self):
+        """A connect in progress: on any failure undo all it did, then raise ConnectError."""
+        try:
+            yield
+        except (ConnectError, KvmError) as exc:
+            self.disconnect_kvm()
+            if isinstance(exc, KvmError):
+                raise ConnectError(str(exc)) from None
+            raise
 
     def rtas_handler(self, name: str):
         return None
@@ -168,7 +183,7 @@ class XicsController(InterruptController):
         if self.fd is not None:
             return  # rebooting under the XICS-only interrupt mode
         self.kvm = kvm
-        try:
+        with self._connecting():
             if not _check_extension(kvm, KVM_CAP_IRQ_XICS):
                 raise ConnectError("KVM and IRQ_XICS capability must be present for in-kernel XICS")
             for name in self.KERNEL_TOKEN_ORDER:
@@ -185,7 +200,7 @@ class XicsController(InterruptController):
                     f"Error on KVM_CREATE_DEVICE for XICS: {strerror(exc.errno)}"
                 ) from None
             self.fd = fd
-            if kvm.has_attr(fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):
+            if _has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):
                 try:
                     kvm.set_attr(fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS, nr_servers)
                 except KvmError as exc:
@@ -197,11 +212,6 @@ class XicsController(InterruptController):
                 self._push_source(irq)
             for vcpu_id in sorted(self.icps):
                 self._push_icp(vcpu_id)
-        except (ConnectError, KvmError) as exc:
-            self.disconnect_kvm()
-            if isinstance(exc, KvmError):
-                raise ConnectError(str(exc)) from None
-            raise
 
     def disconnect_kvm(self) -> None:
         """xics_kvm_disconnect: close the fd, undefine the kernel RTAS tokens, forget ICPs."""
@@ -285,6 +295,14 @@ def _check_extension(kvm: Kvm, cap: int) -> int:
         return kvm.check_extension(cap)
     except KvmError:
         return 0
+
+
+def _has_attr(kvm: Kvm, fd: int, group: int, attr: int) -> bool:
+    """kvm_device_check_attr(): a failed KVM_HAS_DEVICE_ATTR means "not supported"."""
+    try:
+        return kvm.has_attr(fd, group, attr)
+    except KvmError:
+        return False
 
 
 def ics_kvm_state(source: IcsIrq) -> int:
@@ -407,8 +425,8 @@ class XiveController(InterruptController):
             self.kvm = None
             raise ConnectError(f"XIVE: error creating KVM device: {strerror(exc.errno)}") from None
         self.fd = fd
-        try:
-            if kvm.has_attr(fd, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_NR_SERVERS):
+        with self._connecting():
+            if _has_attr(kvm, fd, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_NR_SERVERS):
                 try:
                     kvm.set_attr(fd, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_NR_SERVERS, nr_servers)
                 except KvmError as exc:
@@ -428,11 +446,6 @@ class XiveController(InterruptController):
             for lisn in self.state.valid_lisns():
                 self._reset_source(lisn)
             kvm.irqchip_in_kernel = True
-        except (ConnectError, KvmError) as exc:
-            self.disconnect_kvm()
-            if isinstance(exc, KvmError):
-                raise ConnectError(str(exc)) from None
-            raise
 
     def disconnect_kvm(self) -> None:
         """kvmppc_xive_disconnect: unmap, close the fd, forget vCPUs, drop the run-state handler."""

@@ -91,6 +91,7 @@ class FaultPlan:
     ``fail(errno, call="create_device")`` the next create. Each fault fires once."""
 
     faults: list[_Fault] = field(default_factory=list)
+    fired: list[tuple[str, int]] = field(default_factory=list)  # (call, errno) of faults that fired
 
     def fail(self, errno: int = E.EIO, *, call: str | None = None, nth: int = 1) -> None:
         if nth < 1:
@@ -111,7 +112,10 @@ class FaultPlan:
                     due.append(fault)
         for fault in due:
             self.faults.remove(fault)
-        return due[0].errno if due else 0
+        if not due:
+            return 0
+        self.fired.append((call, due[0].errno))
+        return due[0].errno
 
     @property
     def armed(self) -> bool:

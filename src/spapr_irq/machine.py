@@ -692,13 +692,16 @@ class Machine:
             return "TIMA"
         return None
 
-    def mmio_read(self, vcpu: int, addr: int, size: int) -> int:
-        """A load from `vcpu`; unassigned addresses read all ones, as on the platform."""
+    def _mmio_region(self, vcpu: int, addr: int, size: int) -> str | None:
         self._require_running("access MMIO")
         self._check_vcpu(vcpu)
         if size not in (1, 2, 4, 8):
             raise MachineError(f"MMIO access size {size} is not 1, 2, 4 or 8", stage="mmio")
-        region = self._xive_region(addr)
+        return self._xive_region(addr)
+
+    def mmio_read(self, vcpu: int, addr: int, size: int) -> int:
+        """A load from `vcpu`; unassigned addresses read all ones, as on the platform."""
+        region = self._mmio_region(vcpu, addr, size)
         if region:
             raise NotImplementedError(f"XIVE {region} MMIO loads are the XIVE delivery model "
                                       "(issue 4)")
@@ -706,11 +709,7 @@ class Machine:
 
     def mmio_write(self, vcpu: int, addr: int, size: int, value: int) -> None:
         """A store from `vcpu`; unassigned addresses ignore it."""
-        self._require_running("access MMIO")
-        self._check_vcpu(vcpu)
-        if size not in (1, 2, 4, 8):
-            raise MachineError(f"MMIO access size {size} is not 1, 2, 4 or 8", stage="mmio")
-        region = self._xive_region(addr)
+        region = self._mmio_region(vcpu, addr, size)
         if region:
             raise NotImplementedError(f"XIVE {region} MMIO stores are the XIVE delivery model "
                                       "(issue 4)")
