@@ -238,3 +238,9 @@ def test_parse_host_returns_a_host_or_raises_host_error(text):
     except HostError:
         return
     assert isinstance(host, Host)
+
+
+def test_old_firmware_hides_kvm_xive_only_from_linux_5_4():
+    # The OPAL queue-state gate was posted after the 5.3 merge window.
+    assert parse_host("kvm:cpu=power9,kernel=5.2,firmware=old").xive_native
+    assert not parse_host("kvm:cpu=power9,kernel=5.4,firmware=old").xive_native

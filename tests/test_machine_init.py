@@ -288,3 +288,43 @@ def test_reset_frees_the_phbs_msis():
     machine.reset()
     assert machine.msi.empty()
     assert machine.irq_claimed(irq) == {"xics": False, "xive": False}
+
+
+# --- findings of the review against spec/qemu.md ------------------------------------------------------
+
+
+def test_xive_ipis_overlapping_the_external_range_stop_init_with_qemus_text():
+    # pseries-4.1 has vsmt 8: 600 vCPUs need 4800 IPIs, so IPI 0x1000 collides with EPOW.
+    machine = Machine(*_config_host("-M pseries-4.1 -cpu power9 -smp 1,maxcpus=600",
+                                    "power9-linux-5.10"))
+    with pytest.raises(MachineError) as info:
+        machine.start()
+    assert info.value.text == "IRQ 4096 is not free"
+    assert machine.runstate == "shutdown"
+    assert_clean(machine)
+
+
+def test_split_is_refused_on_legacy_machines_too():
+    error = refused("-M pseries-3.0,kernel-irqchip=split -cpu power8", host="power8-linux-5.10")
+    assert error.text == "kernel_irqchip split mode not supported on pseries"
+
+
+def test_default_cpu_under_kvm_is_the_host_cpu():
+    machine = make("-M pseries", host="power9-linux-5.10")
+    assert (machine.cpu_model, machine.cpu_family) == ("host", "power9")
+    assert machine.advertised_mode == "dual"
+
+
+def test_default_cpu_under_tcg_is_the_machine_default():
+    assert make("-M pseries", host="tcg").cpu_model == "power10_v2.0"
+    assert make("-M pseries-4.0", host="tcg").cpu_model == "power9_v2.2"
+
+
+def test_freed_xics_source_reads_zero_until_the_next_reset():
+    machine = make(f"-M pseries {P9}", host="tcg")
+    irq = machine.msi_alloc(1)
+    machine.msi_free(irq)
+    source = machine.xics.ics.source(irq)
+    assert (source.priority, source.saved_priority, source.flags) == (0, 0, 0)
+    machine.reset()
+    assert (source.priority, source.saved_priority) == (0xFF, 0xFF)

@@ -342,3 +342,47 @@ def test_a_failed_has_attr_probe_reads_as_unsupported_and_skips_nr_servers():
     assert machine.backend == "kvm" and machine.warnings == []
     device = machine.kvm.fds[machine.xive.fd]
     assert device.nr_servers == 2048  # KVM_MAX_VCPUS: NR_SERVERS was never set
+
+
+def test_failed_kvm_push_of_a_claimed_xics_source_is_reported_and_the_claim_stands():
+    machine = make(f"-M pseries,ic-mode=xics {P9}")
+    machine.kvm.faults.fail(errno.EINVAL, call="set_attr")
+    machine.claim_irq(0x1500)
+    assert machine.irq_claimed(0x1500) == {"xics": True}
+    assert machine.reports == ["KVM_SET_DEVICE_ATTR failed: Group 1 attr 0x00001500: Invalid argument"]
+
+
+def test_failed_kvm_source_reset_fails_a_xive_claim_and_changes_nothing():
+    machine = make(f"-M pseries,ic-mode=xive {P9}")
+    machine.kvm.faults.fail(errno.EINVAL, call="set_attr")
+    with pytest.raises(MachineError, match="Group 2 attr 0x00001500"):
+        machine.claim_irq(0x1500)
+    assert machine.irq_claimed(0x1500) == {"xive": False}
+    assert machine.runstate == "running"
+
+
+def test_xics_vcpu_connect_enospc_carries_the_maxcpus_hint():
+    plan = FaultPlan()
+    plan.fail(errno.ENOSPC, call="enable_cap")
+    error = None
+    try:
+        Machine.create(f"-M pseries,ic-mode=xics,kernel-irqchip=on {P9} -smp 2", faults=plan,
+                       host="power9-linux-5.10")
+    except MachineError as exc:
+        error = exc
+    assert error.text == ("Unable to connect CPU0 to kernel XICS: No space left on device\n"
+                          "Try -smp maxcpus=N with N < 2")
+
+
+def test_missing_xics_capability_fails_the_connect_without_other_kvm_calls():
+    machine = make(f"-M pseries {P9}")
+    machine.boot("linux-xive")
+    machine.kvm.faults.fail(errno.EIO, call="check_extension")
+    start = len(machine.kvm.calls)
+    machine.reset()
+    assert machine.warnings[-1] == ("kernel_irqchip allowed but unavailable: KVM and IRQ_XICS "
+                                    "capability must be present for in-kernel XICS\n"
+                                    "Falling back to kernel-irqchip=off")
+    new_calls = machine.kvm.calls[start:]
+    assert "check_extension(92)" in new_calls
+    assert not any(call.startswith(("define_rtas_token", "create_device")) for call in new_calls)

@@ -85,6 +85,13 @@ def compat_rank(level: str) -> float:
     return {"power6": -1, "power7": 0, "power7+": 0.5, "power8": 1, "power9": 2, "power10": 3}[level]
 
 
+def power9_capable(family: str, max_cpu_compat: str | None) -> bool:
+    """A CPU generation that supports ISA 3.00, with max-cpu-compat unset or at least power9."""
+    if CPU_FAMILIES.index(family) < CPU_FAMILIES.index("power9"):
+        return False
+    return max_cpu_compat is None or compat_rank(max_cpu_compat) >= 2
+
+
 # --- The configuration -------------------------------------------------------------------------------
 
 KERNEL_IRQCHIP_VALUES = ("on", "off", "split")
@@ -147,10 +154,7 @@ class MachineConfig:
 
     def power9_capable(self, host_cpu: str | None = None) -> bool:
         """ppc_type_check_compat(cpu, ISA 3.00, max-cpu-compat): a POWER9+ CPU not capped below."""
-        family = CPU_FAMILIES.index(self.cpu_family(host_cpu))
-        if family < CPU_FAMILIES.index("power9"):
-            return False
-        return self.max_cpu_compat is None or compat_rank(self.max_cpu_compat) >= 2
+        return power9_capable(self.cpu_family(host_cpu), self.max_cpu_compat)
 
     def command_line(self) -> str:
         """The options in canonical QEMU spelling (what `explain` prints)."""

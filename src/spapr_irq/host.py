@@ -47,8 +47,12 @@ class Host:
 
     @property
     def xive_native(self) -> bool:
-        """KVM_DEV_TYPE_XIVE is registered: XICS-on-XIVE host, Linux 5.2+, OPAL queue-state calls."""
-        return self.xics_on_xive and self.kernel >= (5, 2) and self.opal_queue_state
+        """KVM_DEV_TYPE_XIVE is registered: XICS-on-XIVE host, Linux 5.2+, and from 5.4 only with
+        the OPAL queue-state calls ("Enable XIVE native capability only if OPAL has required
+        functions", posted 2019-08-26, after the 5.3 merge window; spec/linux.md A.1)."""
+        if not (self.xics_on_xive and self.kernel >= (5, 2)):
+            return False
+        return self.opal_queue_state or self.kernel < (5, 4)
 
     @property
     def xics_device_kind(self) -> str | None:

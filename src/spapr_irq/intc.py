@@ -113,8 +113,9 @@ class XicsController(InterruptController):
     #: Order in which QEMU defines the kernel RTAS tokens.
     KERNEL_TOKEN_ORDER = ("ibm,set-xive", "ibm,get-xive", "ibm,int-on", "ibm,int-off")
 
-    def __init__(self, nr_irqs: int) -> None:
+    def __init__(self, nr_irqs: int, max_cpus: int) -> None:
         super().__init__()
+        self.max_cpus = max_cpus
         self.ics = ICS(papr.XICS_IRQ_BASE, nr_irqs)
         self.icps: dict[int, ICP] = {}
         self.kvm_icps: set[int] = set()  # cap_irq_xics_enabled per ICP
@@ -129,11 +130,17 @@ class XicsController(InterruptController):
         if not self.ics.is_free(irq):
             raise ClaimError(f"IRQ {irq} is not free")
 
-    def claim(self, irq: int, lsi: bool) -> None:
+    def claim(self, irq: int, lsi: bool) -> str | None:
+        """Allocate the source. Under KVM the source is pushed to the kernel; QEMU only reports a
+        failed push (error_report_err) and the claim stands, so its text is returned."""
         self.check_claim(irq)
         self.ics.set_irq_type(irq, lsi)
         if self.in_kernel:
-            self._push_source(irq)
+            try:
+                self._push_source(irq)
+            except ConnectError as exc:
+                return exc.text
+        return None
 
     def free(self, irq: int) -> None:
         if self.ics.valid_irq(irq):
@@ -182,10 +189,10 @@ class XicsController(InterruptController):
         """xics_kvm_connect: RTAS tokens, device, NR_SERVERS, vCPUs, then push sources and ICPs."""
         if self.fd is not None:
             return  # rebooting under the XICS-only interrupt mode
+        if not _check_extension(kvm, KVM_CAP_IRQ_XICS):
+            raise ConnectError("KVM and IRQ_XICS capability must be present for in-kernel XICS")
         self.kvm = kvm
         with self._connecting():
-            if not _check_extension(kvm, KVM_CAP_IRQ_XICS):
-                raise ConnectError("KVM and IRQ_XICS capability must be present for in-kernel XICS")
             for name in self.KERNEL_TOKEN_ORDER:
                 try:
                     kvm.define_rtas_token(name, papr.RTAS_TOKENS[name])
@@ -236,8 +243,9 @@ class XicsController(InterruptController):
         try:
             self.kvm.enable_cap(vcpu_id, KVM_CAP_IRQ_XICS, self.fd, vcpu_id)
         except KvmError as exc:
+            hints = (f"Try -smp maxcpus=N with N < {self.max_cpus}",) if exc.errno == E.ENOSPC else ()
             raise ConnectError(
-                f"Unable to connect CPU{vcpu_id} to kernel XICS: {strerror(exc.errno)}"
+                f"Unable to connect CPU{vcpu_id} to kernel XICS: {strerror(exc.errno)}", hints
             ) from None
         self.kvm_icps.add(vcpu_id)
 
@@ -364,10 +372,15 @@ class XiveController(InterruptController):
             raise ClaimError(f"IRQ {irq} is not free")
 
     def claim(self, irq: int, lsi: bool) -> None:
+        """Make the LISN valid; under KVM a failed source reset fails the claim, as in QEMU."""
         self.check_claim(irq)
         self.state.claim(irq, lsi)
         if self.in_kernel:
-            self._reset_source(irq)
+            try:
+                self._reset_source(irq)
+            except ConnectError:
+                self.state.free(irq)
+                raise
 
     def free(self, irq: int) -> None:
         if self.valid_irq(irq):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import papr
-from .config import CPU_FAMILIES, MachineConfig, parse_options
+from .config import CPU_FAMILIES, CPU_MODELS, MachineConfig, parse_options, power9_capable
 from .errors import ConfigError, KvmError, MachineError, SpaprIrqError, StateError
 from .host import DEFAULT_HOST, Host, parse_host
 from .intc import (ClaimError, ConnectError, InterruptController, XicsController,
@@ -118,6 +118,7 @@ class Machine:
         self._faults = faults
         self.mode = config.ic_mode
         self.cpu_family = ""
+        self.cpu_model = config.cpu
         self.xics: XicsController | None = None
         self.xive: XiveController | None = None
         self.active: InterruptController | None = None
@@ -171,7 +172,7 @@ class Machine:
             exc.stage = stage
             self._fatal(exc)
             raise
-        except ConnectError as exc:
+        except (ConnectError, ClaimError) as exc:
             error = MachineError(exc.message, exc.hints, stage)
             self._fatal(error)
             raise error from None
@@ -250,14 +251,20 @@ class Machine:
 
     def _init_cpu(self) -> None:
         config, host = self.config, self.host
-        if config.cpu == "host" and self.accel != "kvm":
+        # Under KVM, QEMU makes "host" the pseries default CPU type (pseries_machine_class_fixup).
+        self.cpu_model = config.cpu if config.cpu_explicit or self.accel != "kvm" else "host"
+        if self.cpu_model == "host" and self.accel != "kvm":
             raise MachineError("The 'host' CPU type can only be used with KVM or HVF")
-        self.cpu_family = config.cpu_family(host.cpu if self.accel == "kvm" else None)
+        self.cpu_family = host.cpu if self.cpu_model == "host" else CPU_MODELS[self.cpu_model]
+        if not config.cpu_explicit:
+            self._step("cpu", f"no -cpu: {self.cpu_model}"
+                       + (" (the pseries default under KVM)" if self.cpu_model == "host" else
+                          f" (the {config.machine_type} default)") + f", a {self.cpu_family.upper()}")
         # The two refusals below are this model's wording: QEMU fails these later (at vCPU or
         # compat setup) with texts the specs did not establish.
         if self.accel == "kvm" and CPU_FAMILIES.index(self.cpu_family) > CPU_FAMILIES.index(host.cpu):
             raise MachineError(
-                f"CPU model '{config.cpu}' is newer than the host's {host.cpu.upper()}: "
+                f"CPU model '{self.cpu_model}' is newer than the host's {host.cpu.upper()}: "
                 f"KVM cannot run it",
                 (f"Use -cpu host or an older model, and max-cpu-compat for older modes",),
             )
@@ -265,12 +272,12 @@ class Machine:
             if CPU_FAMILIES.index(config.max_cpu_compat) > CPU_FAMILIES.index(self.cpu_family):
                 raise MachineError(
                     f"Compatibility mode {config.max_cpu_compat} is not supported by CPU "
-                    f"{config.cpu}"
+                    f"{self.cpu_model}"
                 )
 
     @property
     def power9_capable(self) -> bool:
-        return self.config.power9_capable(self.host.cpu if self.config.cpu == "host" else None)
+        return power9_capable(self.cpu_family, self.config.max_cpu_compat)
 
     @property
     def kernel_irqchip(self) -> str:
@@ -280,31 +287,28 @@ class Machine:
     def _irq_init(self) -> None:
         """spapr_irq_init: checks, controllers, registrations, the first activation."""
         config = self.config
+        mode = "legacy" if config.legacy else config.ic_mode
         if config.legacy:
-            self.mode = "legacy"
             self._step("mode", f"{config.machine_type} uses the legacy XICS backend "
                        f"({papr.ICS_NR_IRQS_LEGACY:#x} sources, IRQ numbers allocated first-fit)")
-        else:
-            mode = config.ic_mode
-            for rule, check in INIT_CHECKS:
-                ctx = InitContext(
-                    ic_mode=mode,
-                    kvm=self.accel == "kvm",
-                    kernel_irqchip=self.config.kernel_irqchip,
-                    power9_capable=self.power9_capable,
-                    probe_broken_disconnect=self._probe_broken_disconnect,
-                )
-                outcome = check(ctx)
-                if outcome.fatal:
-                    message, hints = outcome.fatal
-                    self._step("check", f"{rule}: refused", rule)
-                    raise MachineError(message, hints)
-                if outcome.mode:
-                    mode = outcome.mode
-                    self._step("check", f"{rule}: {outcome.detail}", rule)
-                elif outcome.detail:
-                    self._step("check", f"{rule}: {outcome.detail}", rule)
-            self.mode = mode
+        for rule, check in INIT_CHECKS:
+            ctx = InitContext(
+                ic_mode=mode,
+                kvm=self.accel == "kvm",
+                kernel_irqchip=self.config.kernel_irqchip,
+                power9_capable=self.power9_capable,
+                probe_broken_disconnect=self._probe_broken_disconnect,
+            )
+            outcome = check(ctx)
+            if outcome.fatal:
+                message, hints = outcome.fatal
+                self._step("check", f"{rule}: refused", rule)
+                raise MachineError(message, hints)
+            if outcome.mode:
+                mode = outcome.mode
+            if outcome.detail:
+                self._step("check", f"{rule}: {outcome.detail}", rule)
+        self.mode = mode
         self._create_controllers()
         # spapr_irq_update_active_intc() with no CAS yet: XIVE for xive-only, else XICS.
         first = self.xics if self.xics is not None else self.xive
@@ -338,7 +342,7 @@ class Machine:
         made = []
         if mode_has_xics(self.mode):
             nr_irqs = papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy" else papr.ICS_NR_IRQS
-            self.xics = XicsController(nr_irqs)
+            self.xics = XicsController(nr_irqs, config.max_cpus)
             made.append(f"ICS ({nr_irqs:#x} sources from {papr.XICS_IRQ_BASE:#x})")
         if mode_has_xive(self.mode):
             nr_servers = config.nr_servers
@@ -573,8 +577,11 @@ class Machine:
         done = []
         try:
             for intc in intcs:
-                intc.claim(irq, lsi)
+                report = intc.claim(irq, lsi)
                 done.append(intc)
+                if report:
+                    self.reports.append(report)
+                    self._step("error-report", report)
         except ConnectError:
             for intc in done:
                 intc.free(irq)

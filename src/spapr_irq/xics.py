@@ -64,8 +64,9 @@ class ICS:
         self.source(irq).flags |= XICS_FLAGS_IRQ_LSI if lsi else XICS_FLAGS_IRQ_MSI
 
     def free(self, irq: int) -> None:
-        """Forget a source entirely (spapr_irq_free zeroes the entry)."""
-        self._irqs.pop(irq, None)
+        """spapr_irq_free zeroes the entry: server, priorities, status and flags all 0 (a freed
+        source reads priority 0 until the next device reset sets it to 0xff)."""
+        self._irqs[irq] = IcsIrq(server=0, priority=0, saved_priority=0, status=0, flags=0)
 
     def allocated(self) -> list[int]:
         return sorted(irq for irq, s in self._irqs.items() if s.flags & XICS_FLAGS_IRQ_MASK)
