@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Sequence
 
 from .errors import ConfigError
 
@@ -449,23 +449,3 @@ def _check_smp(mtype: str, cpus: int, maxcpus: int, threads: int) -> None:
         raise ConfigError(f"cpus ({cpus}) must be multiple of threads ({threads})")
     if maxcpus % threads:
         raise ConfigError(f"max_cpus ({maxcpus}) must be multiple of threads ({threads})")
-
-
-def with_options(config: MachineConfig, **changes) -> MachineConfig:
-    """A copy of `config` with fields changed (for explorers building many configurations)."""
-    return replace(config, **changes)
-
-
-def all_machine_options(versions: Iterable[tuple[int, int]] = (LATEST_VERSION,)) -> list[str]:
-    """The -M strings of every ic-mode x kernel-irqchip cell for the given versions."""
-    cells = []
-    for version in versions:
-        for mode in (None, *IC_MODES):
-            for irqchip in (None, "on", "off"):
-                props = [version_name(version)]
-                if mode:
-                    props.append(f"ic-mode={mode}")
-                if irqchip:
-                    props.append(f"kernel-irqchip={irqchip}")
-                cells.append(",".join(props))
-    return cells

@@ -9,11 +9,11 @@ KVM devices closed, kernel RTAS tokens undefined): the model of QEMU exiting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import papr
 from .config import CPU_FAMILIES, CPU_MODELS, MachineConfig, parse_options, power9_capable
-from .errors import ConfigError, KvmError, MachineError, SpaprIrqError, StateError
+from .errors import KvmError, MachineError, StateError
 from .host import DEFAULT_HOST, Host, parse_host
 from .intc import (ClaimError, ConnectError, InterruptController, XicsController,
                    XiveController)
@@ -266,7 +266,7 @@ class Machine:
             raise MachineError(
                 f"CPU model '{self.cpu_model}' is newer than the host's {host.cpu.upper()}: "
                 f"KVM cannot run it",
-                (f"Use -cpu host or an older model, and max-cpu-compat for older modes",),
+                ("Use -cpu host or an older model, and max-cpu-compat for older modes",),
             )
         if config.max_cpu_compat and config.max_cpu_compat not in ("power6", "power7+"):
             if CPU_FAMILIES.index(config.max_cpu_compat) > CPU_FAMILIES.index(self.cpu_family):
@@ -278,10 +278,6 @@ class Machine:
     @property
     def power9_capable(self) -> bool:
         return power9_capable(self.cpu_family, self.config.max_cpu_compat)
-
-    @property
-    def kernel_irqchip(self) -> str:
-        return self.config.kernel_irqchip if self.accel == "kvm" else "off"
 
     # ---------------------------------------------------------------------------------------------------
     def _irq_init(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .explore import MATRIX_IRQCHIPS, MATRIX_MODES, MatrixCell, Outcome
+from .explore import MATRIX_IRQCHIPS, MatrixCell, Outcome
 from .host import parse_host
 from .policy import RULES
 
