@@ -13,6 +13,7 @@ LAYERS = [
     {"papr", "errors"},
     {"config"},
     {"host"},
+    {"kvm_xics"},
     {"kvm"},
     {"memory"},
     {"xics", "xive"},

@@ -258,8 +258,8 @@ def test_claim_and_free_keep_both_controllers_in_step():
 def test_claim_under_in_kernel_xics_pushes_the_source_to_kvm():
     machine = make(f"-M pseries {P9}")
     machine.claim_irq(0x1500, lsi=True)
-    device = machine.kvm.fds[machine.xics.fd]
-    assert device.sources[0x1500] == (0xFF << 32) | (1 << 40)
+    word = machine.kvm.get_attr(machine.xics.fd, 1, 0x1500)  # KVM_DEV_XICS_GRP_SOURCES
+    assert word == (0xFF << 32) | (1 << 40) | (1 << 41)  # priority 0xff, LEVEL_SENSITIVE, MASKED
 
 
 def test_msi_allocation_without_align_starts_even():

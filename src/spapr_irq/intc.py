@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno as E
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from . import papr
 from .errors import KvmError, SpaprIrqError, strerror
@@ -33,12 +34,29 @@ from .kvm import (
     KVM_XIVE_LEVEL_ASSERTED,
     KVM_XIVE_LEVEL_SENSITIVE,
     KVM_XIVE_TIMA_PAGE_OFFSET,
+    KVM_XICS_PRESENTED,
+    KVM_XICS_QUEUED,
+    KVM_REG_PPC_ICP_STATE,
     Kvm,
 )
-from .xics import ICP, ICS, XICS_STATUS_ASSERTED, XICS_STATUS_MASKED_PENDING, IcsIrq
+from .kvm_xics import KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET
+from .xics import (ICP, ICS, XICS_STATUS_ASSERTED, XICS_STATUS_MASKED_PENDING,
+                   XICS_STATUS_PRESENTED, XICS_STATUS_QUEUED, XICS_STATUS_REJECTED, IcsIrq, Xics)
 from .xive import XIVE_STATUS_ASSERTED, SpaprXiveState, XiveTCTX, nvt_cam_line
 
-KVM_REG_PPC_ICP_STATE = 0x8C
+
+
+@dataclass(frozen=True)
+class GuestContext:
+    """What a guest-facing handler may know of the machine, built by the machine for each call.
+
+    `emulated_xics`: QEMU's spapr_is_emulated_xics() (XIVE not negotiated, no in-kernel irqchip).
+    `xive_negotiated`: OV5_XIVE_EXPLOIT in the CAS result. `timebase`: the vCPU's time base.
+    """
+
+    emulated_xics: bool
+    xive_negotiated: bool
+    timebase: int
 
 
 class ConnectError(SpaprIrqError):
@@ -116,9 +134,16 @@ class XicsController(InterruptController):
     def __init__(self, nr_irqs: int, max_cpus: int) -> None:
         super().__init__()
         self.max_cpus = max_cpus
-        self.ics = ICS(papr.XICS_IRQ_BASE, nr_irqs)
-        self.icps: dict[int, ICP] = {}
+        self.xics = Xics(papr.XICS_IRQ_BASE, nr_irqs)
         self.kvm_icps: set[int] = set()  # cap_irq_xics_enabled per ICP
+
+    @property
+    def ics(self) -> ICS:
+        return self.xics.ics
+
+    @property
+    def icps(self) -> dict[int, ICP]:
+        return self.xics.icps
 
     # -- IRQ numbers --------------------------------------------------------------------------------------
     def valid_irq(self, irq: int) -> bool:
@@ -152,12 +177,12 @@ class XicsController(InterruptController):
     # -- presenters ---------------------------------------------------------------------------------------
     def cpu_intc_create(self, vcpu_id: int) -> None:
         """icp_create: a presenter for the vCPU, attached to the KVM device when in-kernel."""
-        self.icps[vcpu_id] = ICP(server=vcpu_id)
+        self.xics.icps[vcpu_id] = ICP(server=vcpu_id)
         if self.in_kernel:
             try:
                 self._connect_icp(vcpu_id)
             except ConnectError:
-                del self.icps[vcpu_id]
+                del self.xics.icps[vcpu_id]
                 raise
 
     def cpu_intc_reset(self, vcpu_id: int) -> None:
@@ -166,7 +191,7 @@ class XicsController(InterruptController):
             self._push_icp(vcpu_id)
 
     def cpu_intc_destroy(self, vcpu_id: int) -> None:
-        self.icps.pop(vcpu_id, None)
+        self.xics.icps.pop(vcpu_id, None)
         self.kvm_icps.discard(vcpu_id)
 
     # -- reset --------------------------------------------------------------------------------------------
@@ -267,6 +292,179 @@ class XicsController(InterruptController):
             ) from None
 
     # -- device tree --------------------------------------------------------------------------------------
+    # -- the guest interface, emulated (hw/intc/xics_spapr.c) ---------------------------------------------
+    # Each handler gets the GuestContext the machine builds for the call, the calling vCPU and the
+    # argument registers r4.. (always nine, unset ones 0). Returns (rc, *return registers).
+
+    def hcall_handler(self, name: str):
+        return getattr(self, "h_" + name[2:].lower(), None)
+
+    def rtas_handler(self, name: str):
+        return getattr(self, "rtas_" + name.split(",")[1].replace("-", "_"), None)
+
+    def h_cppr(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        if not ctx.emulated_xics:
+            return (papr.H_HARDWARE,)
+        self.xics.set_cppr(self.icps[vcpu], args[0] & 0xFF)
+        return (papr.H_SUCCESS,)
+
+    def h_ipi(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        if not ctx.emulated_xics:
+            return (papr.H_HARDWARE,)
+        icp = self.icps.get(args[0])
+        if icp is None:
+            return (papr.H_PARAMETER,)
+        self.xics.set_mfrr(icp, args[1] & 0xFF)
+        return (papr.H_SUCCESS,)
+
+    def h_xirr(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        xirr = self.xics.accept(self.icps[vcpu])  # QEMU accepts before its emulated-XICS check
+        if not ctx.emulated_xics:
+            return (papr.H_HARDWARE,)
+        return (papr.H_SUCCESS, xirr)
+
+    def h_xirr_x(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        xirr = self.xics.accept(self.icps[vcpu])
+        if not ctx.emulated_xics:
+            return (papr.H_HARDWARE,)
+        return (papr.H_SUCCESS, xirr, ctx.timebase)
+
+    def h_eoi(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        if not ctx.emulated_xics:
+            return (papr.H_HARDWARE,)
+        self.xics.eoi(self.icps[vcpu], args[0] & 0xFFFFFFFF)
+        return (papr.H_SUCCESS,)
+
+    def h_ipoll(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        if not ctx.emulated_xics:
+            return (papr.H_HARDWARE,)
+        icp = self.icps.get(args[0])
+        if icp is None:
+            return (papr.H_PARAMETER,)
+        xirr, mfrr = self.xics.ipoll(icp)
+        return (papr.H_SUCCESS, xirr, mfrr)
+
+    def _rtas_source(self, ctx: GuestContext, args, nargs: int, nret: int, want_ret: int):
+        """The checks every XICS RTAS call makes, in QEMU's order; a status or the IRQ number."""
+        if not ctx.emulated_xics:
+            return papr.RTAS_OUT_HW_ERROR, None
+        if len(args) != nargs or nret != want_ret:
+            return papr.RTAS_OUT_PARAM_ERROR, None
+        if not self.ics.valid_irq(args[0]):
+            return papr.RTAS_OUT_PARAM_ERROR, None
+        return papr.RTAS_OUT_SUCCESS, args[0]
+
+    def rtas_set_xive(self, ctx: GuestContext, vcpu: int, args, nret: int) -> tuple[int, ...]:
+        status, irq = self._rtas_source(ctx, args, 3, nret, 1)
+        if irq is None:
+            return (status,)
+        server, priority = args[1], args[2]
+        if server not in self.icps or priority > 0xFF:
+            return (papr.RTAS_OUT_PARAM_ERROR,)
+        self.xics.write_xive(irq, server, priority, priority)
+        return (papr.RTAS_OUT_SUCCESS,)
+
+    def rtas_get_xive(self, ctx: GuestContext, vcpu: int, args, nret: int) -> tuple[int, ...]:
+        status, irq = self._rtas_source(ctx, args, 1, nret, 3)
+        if irq is None:
+            return (status,)
+        source = self.ics.source(irq)
+        return (papr.RTAS_OUT_SUCCESS, source.server, source.priority)
+
+    def rtas_int_off(self, ctx: GuestContext, vcpu: int, args, nret: int) -> tuple[int, ...]:
+        status, irq = self._rtas_source(ctx, args, 1, nret, 1)
+        if irq is None:
+            return (status,)
+        source = self.ics.source(irq)
+        self.xics.write_xive(irq, source.server, 0xFF, source.priority)
+        return (papr.RTAS_OUT_SUCCESS,)
+
+    def rtas_int_on(self, ctx: GuestContext, vcpu: int, args, nret: int) -> tuple[int, ...]:
+        status, irq = self._rtas_source(ctx, args, 1, nret, 1)
+        if irq is None:
+            return (status,)
+        source = self.ics.source(irq)
+        self.xics.write_xive(irq, source.server, source.saved_priority, source.saved_priority)
+        return (papr.RTAS_OUT_SUCCESS,)
+
+    # -- device lines -------------------------------------------------------------------------------------
+    def set_irq(self, irq: int, level: int) -> None:
+        """ics_set_irq: KVM_IRQ_LINE when in-kernel (MSI: only a non-zero value, as
+        KVM_INTERRUPT_SET; LSI: SET_LEVEL or UNSET), else the emulated source."""
+        if self.in_kernel:
+            source = self.ics.source(irq)
+            if source.lsi:
+                line = KVM_INTERRUPT_SET_LEVEL if level else KVM_INTERRUPT_UNSET
+            elif level:
+                line = KVM_INTERRUPT_SET
+            else:
+                return
+            try:
+                self.kvm.irq_line(irq, line)
+            except KvmError as exc:
+                raise ConnectError(f"kvm_irq_line: {strerror(exc.errno)}") from None
+            return
+        self.xics.set_irq(irq, level)
+
+    # -- state: QEMU's copy and the kernel's ------------------------------------------------------------
+    def synchronize_state(self) -> None:
+        """ics_get_kvm_state / icp_get_kvm_state: pull the kernel's state into QEMU's copy."""
+        if not self.in_kernel:
+            return
+        for irq in self.ics.allocated():
+            word = self.kvm.get_attr(self.fd, KVM_DEV_XICS_GRP_SOURCES, irq)
+            source = self.ics.source(irq)
+            source.server = word & 0xFFFFFFFF
+            source.saved_priority = (word >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
+            source.priority = 0xFF if word & KVM_XICS_MASKED else source.saved_priority
+            source.status = 0
+            if word & KVM_XICS_PENDING:
+                if word & KVM_XICS_LEVEL_SENSITIVE:
+                    source.status |= XICS_STATUS_ASSERTED
+                else:  # a pending edge must have been rejected before: remember it both ways
+                    source.status |= XICS_STATUS_MASKED_PENDING | XICS_STATUS_REJECTED
+            if word & KVM_XICS_PRESENTED:
+                source.status |= XICS_STATUS_PRESENTED
+            if word & KVM_XICS_QUEUED:
+                source.status |= XICS_STATUS_QUEUED
+        for vcpu_id, icp in self.icps.items():
+            state = self.kvm.get_one_reg(vcpu_id, KVM_REG_PPC_ICP_STATE)
+            icp.xirr = (state >> 32) & 0xFFFFFFFF
+            icp.mfrr = (state >> 24) & 0xFF
+            icp.pending_priority = (state >> 16) & 0xFF
+
+    def pre_save(self) -> dict:
+        """The ics and icp/server vmstate fields, pulled from KVM first when in-kernel."""
+        self.synchronize_state()
+        return {
+            "ics": {irq: (s.server, s.priority, s.saved_priority, s.status, s.flags)
+                    for irq in self.ics.allocated() for s in (self.ics.source(irq),)},
+            "icp": {vcpu: (icp.xirr, icp.pending_priority, icp.mfrr)
+                    for vcpu, icp in self.icps.items()},
+        }
+
+    def post_load(self, state: dict) -> None:
+        """Load vmstate fields, then push them to KVM (in-kernel) or resend on every ICP."""
+        if set(state["ics"]) != set(self.ics.allocated()) or set(state["icp"]) != set(self.icps):
+            raise ConnectError("XICS state does not match this machine's sources and vCPUs")
+        for irq, (server, priority, saved, status, flags) in state["ics"].items():
+            source = self.ics.source(irq)
+            source.server, source.priority, source.saved_priority = server, priority, saved
+            source.status, source.flags = status, flags
+        for vcpu, (xirr, pending, mfrr) in state["icp"].items():
+            icp = self.icps[vcpu]
+            icp.xirr, icp.pending_priority, icp.mfrr = xirr, pending, mfrr
+            icp.xirr_owned = False  # not migrated
+            icp.output = bool(icp.xisr) and pending < icp.cppr
+        if self.in_kernel:
+            for irq in self.ics.allocated():
+                self._push_source(irq)
+            for vcpu_id in sorted(self.icps):
+                self._push_icp(vcpu_id)
+        else:
+            for vcpu_id in sorted(self.icps):
+                self.xics.resend(self.icps[vcpu_id])
+
     def dt_node(self, nr_servers: int) -> tuple[str, dict]:
         return "interrupt-controller", {
             "device_type": "PowerPC-External-Interrupt-Presentation",
@@ -314,18 +512,21 @@ def _has_attr(kvm: Kvm, fd: int, group: int, attr: int) -> bool:
 
 
 def ics_kvm_state(source: IcsIrq) -> int:
-    """The KVM_DEV_XICS_GRP_SOURCES word for a source (ics_set_kvm_state_one)."""
-    state = source.server & 0xFFFFFFFF
-    if source.priority != source.saved_priority:
-        state |= KVM_XICS_MASKED | (source.saved_priority << KVM_XICS_PRIORITY_SHIFT)
-    else:
-        state |= source.priority << KVM_XICS_PRIORITY_SHIFT
+    """The KVM_DEV_XICS_GRP_SOURCES word for a source (ics_set_kvm_state_one): the saved priority,
+    MASKED when the live priority is 0xff, PENDING for an asserted LSI or a masked-pending MSI."""
+    state = (source.server & 0xFFFFFFFF) | (source.saved_priority & 0xFF) << KVM_XICS_PRIORITY_SHIFT
+    if source.priority == 0xFF:
+        state |= KVM_XICS_MASKED
     if source.lsi:
         state |= KVM_XICS_LEVEL_SENSITIVE
         if source.status & XICS_STATUS_ASSERTED:
             state |= KVM_XICS_PENDING
     elif source.status & XICS_STATUS_MASKED_PENDING:
         state |= KVM_XICS_PENDING
+    if source.status & XICS_STATUS_PRESENTED:
+        state |= KVM_XICS_PRESENTED
+    if source.status & XICS_STATUS_QUEUED:
+        state |= KVM_XICS_QUEUED
     return state
 
 

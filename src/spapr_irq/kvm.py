@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .errors import KvmError
 from .host import Host
+from .kvm_xics import KernelXics, XicsErrno
 
 # --- ABI numbers (include/uapi/linux/kvm.h, arch/powerpc/include/uapi/asm/kvm.h) ----------------------
 KVM_CAP_PPC_RTAS = 91
@@ -48,6 +49,8 @@ KVM_XICS_MASKED = 1 << 41
 KVM_XICS_PENDING = 1 << 42
 KVM_XICS_PRESENTED = 1 << 43
 KVM_XICS_QUEUED = 1 << 44
+
+KVM_REG_PPC_ICP_STATE = 0x8C  # KVM_REG_PPC | KVM_REG_SIZE_U64 | 0x8c, by its index
 
 KVM_XIVE_TIMA_PAGE_OFFSET = 0
 KVM_XIVE_ESB_PAGE_OFFSET = 4
@@ -175,7 +178,9 @@ class XicsDevice(KvmDevice):
     def __init__(self, kvm: "Kvm", fd: int, kind: str) -> None:
         super().__init__(kvm, fd)
         self.kind = kind
-        self.sources: dict[int, int] = {}  # source number -> 64-bit state word
+        #: The kernel's XICS state. XICS-on-XIVE (kvm-xive) implements the same presentation
+        #: rules on XIVE hardware; the model uses one implementation for both kinds.
+        self.state = KernelXics()
         self.nr_servers = KVM_MAX_VCPUS
         self.vp_block_allocated = False
 
@@ -196,20 +201,15 @@ class XicsDevice(KvmDevice):
                 raise _errno(E.ENOENT)
             # xics_set_source: the priority field is checked before MASKED is applied, and the
             # destination is an interrupt server number given at vCPU connect.
-            priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
-            server = value & KVM_XICS_DESTINATION_MASK
-            if priority != 0xFF and server not in self.servers():
-                raise _errno(E.EINVAL)
-            self.sources[attr] = value
+            try:
+                self.state.set_source(attr, value)
+            except XicsErrno as exc:
+                raise _errno(exc.errno) from None
             return
         if group == KVM_DEV_XICS_GRP_CTRL and self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS:
             self._set_nr_servers(value)
             return
         raise _errno(E.ENXIO)
-
-    def servers(self) -> set[int]:
-        """Server numbers of the presenters attached to this device."""
-        return {self.kvm.vcpus[vcpu_id].server for vcpu_id in self.vcpus}
 
     def _set_nr_servers(self, value: int) -> None:
         if value == 0 or value > KVM_MAX_VCPU_IDS:
@@ -220,9 +220,10 @@ class XicsDevice(KvmDevice):
 
     def get_attr(self, group: int, attr: int):
         if group == KVM_DEV_XICS_GRP_SOURCES:
-            if attr not in self.sources:
-                raise _errno(E.ENOENT)
-            return self.sources[attr]
+            try:
+                return self.state.get_source(attr)
+            except XicsErrno as exc:
+                raise _errno(exc.errno) from None
         raise _errno(E.ENXIO)
 
     def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
@@ -231,6 +232,11 @@ class XicsDevice(KvmDevice):
                 raise _errno(E.EINVAL)
             self.vp_block_allocated = True
         vcpu.attach(self, server)
+        self.state.connect_icp(server)
+
+    def release(self) -> None:
+        self.state = KernelXics()
+        super().release()
 
 
 class XiveNativeDevice(KvmDevice):
@@ -312,7 +318,6 @@ class KvmVcpu:
     vcpu_id: int
     device: KvmDevice | None = None
     server: int | None = None
-    regs: dict[int, int] = field(default_factory=dict)  # ONE_REG values set by userspace
 
     @property
     def irq_type(self) -> str | None:
@@ -324,7 +329,6 @@ class KvmVcpu:
 
     def detach(self) -> None:
         self.device, self.server = None, None
-        self.regs.clear()
 
 
 # --- The VM ---------------------------------------------------------------------------------------------
@@ -351,6 +355,7 @@ class Kvm:
         self.irqchip_in_kernel = False
         #: kvm_arch_init() caches KVM_CAP_PPC_IRQ_XIVE once; see arch_init().
         self.cap_xive = 0
+        self._clock = 0
 
     def arch_init(self) -> None:
         """kvm_arch_init: ask the VM fd for KVM_CAP_PPC_IRQ_XIVE once (a failed ioctl reads 0)."""
@@ -488,22 +493,102 @@ class Kvm:
     def set_one_reg(self, vcpu_id: int, reg: int, value: int) -> None:
         """KVM_SET_ONE_REG on a vCPU; the ICP state register needs an attached XICS presenter."""
         self._enter("set_one_reg", f"set_one_reg(vcpu {vcpu_id}, {reg:#x}, {value:#x})")
-        vcpu = self.vcpus.get(vcpu_id)
-        if vcpu is None:
-            raise KvmError("set_one_reg", E.EBADF)
-        if not isinstance(vcpu.device, XicsDevice):
-            raise KvmError("set_one_reg", E.EINVAL)
-        vcpu.regs[reg] = value
+        device, server = self._xics_presenter("set_one_reg", vcpu_id, reg)
+        try:
+            device.state.set_icp(server, value)
+        except XicsErrno as exc:
+            raise KvmError("set_one_reg", exc.errno) from None
 
     def get_one_reg(self, vcpu_id: int, reg: int) -> int:
         """KVM_GET_ONE_REG on a vCPU."""
         self._enter("get_one_reg", f"get_one_reg(vcpu {vcpu_id}, {reg:#x})")
+        device, server = self._xics_presenter("get_one_reg", vcpu_id, reg)
+        return device.state.get_icp(server)
+
+    def _xics_presenter(self, call: str, vcpu_id: int, reg: int) -> tuple[XicsDevice, int]:
         vcpu = self.vcpus.get(vcpu_id)
         if vcpu is None:
-            raise KvmError("get_one_reg", E.EBADF)
-        if reg not in vcpu.regs:
-            raise KvmError("get_one_reg", E.EINVAL)
-        return vcpu.regs[reg]
+            raise KvmError(call, E.EBADF)
+        if reg != KVM_REG_PPC_ICP_STATE or not isinstance(vcpu.device, XicsDevice):
+            raise KvmError(call, E.EINVAL)
+        return vcpu.device, vcpu.server
+
+    # -- the guest's way in: hcalls, RTAS, lines ------------------------------------------------------
+    def xics_for(self, vcpu_id: int) -> tuple[XicsDevice, int] | None:
+        """kvmppc_xics_enabled(vcpu): the in-kernel XICS and server the vCPU is attached to."""
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None or not isinstance(vcpu.device, XicsDevice):
+            return None
+        return vcpu.device, vcpu.server
+
+    def hcall(self, vcpu_id: int, name: str, args) -> tuple[int, ...] | None:
+        """kvmppc_pseries_do_hcall for the XICS hcalls: handled in the kernel when the vCPU's
+        presenter is attached to an in-kernel XICS; None means "exit to userspace"."""
+        attached = self.xics_for(vcpu_id)
+        if attached is None:
+            return None
+        device, server = attached
+        xics = device.state
+        icp = xics.icps.get(server)
+        if icp is None:
+            return (-1,)  # H_HARDWARE: no ICP
+        if name == "H_XIRR":
+            return (0, xics.h_xirr(icp))
+        if name == "H_XIRR_X":
+            return (0, xics.h_xirr(icp), self.timebase())
+        if name == "H_IPOLL":
+            rc, xirr, mfrr = xics.h_ipoll(args[0])
+            return (rc,) if rc else (rc, xirr, mfrr)
+        if name == "H_CPPR":
+            xics.h_cppr(icp, args[0])
+            return (0,)
+        if name == "H_EOI":
+            return (xics.h_eoi(icp, args[0] & 0xFFFFFFFF),)
+        if name == "H_IPI":
+            return (xics.h_ipi(args[0], args[1]),)
+        return None
+
+    def timebase(self) -> int:
+        """get_tb() as the kernel reads it: the model's clock advances one tick per read."""
+        self._clock += 1
+        return self._clock
+
+    def rtas(self, token: int, args, nret: int) -> tuple[int, ...] | None:
+        """H_RTAS served in the kernel (book3s_rtas.c) when `token` is defined; else None.
+        Every error is status -3."""
+        name = self.rtas_tokens.get(token)
+        if name is None:
+            return None
+        device = self.arch_xics if self.arch_xics is not None else self.arch_xive
+        xics = device.state if isinstance(device, XicsDevice) else None
+        want = {"ibm,set-xive": (3, 1), "ibm,get-xive": (1, 3), "ibm,int-off": (1, 1),
+                "ibm,int-on": (1, 1)}[name]
+        if (len(args), nret) != want or xics is None:
+            return (-3,)
+        try:
+            if name == "ibm,set-xive":
+                xics.set_xive(args[0], args[1], args[2])
+            elif name == "ibm,get-xive":
+                server, priority = xics.get_xive(args[0])
+                return (0, server, priority)
+            elif name == "ibm,int-off":
+                xics.int_off(args[0])
+            else:
+                xics.int_on(args[0])
+        except XicsErrno:
+            return (-3,)
+        return (0,)
+
+    def irq_line(self, irq: int, level: int) -> None:
+        """KVM_IRQ_LINE into the in-kernel XICS."""
+        self._enter("irq_line", f"irq_line({irq:#x}, {level:#x})")
+        device = self.arch_xics if self.arch_xics is not None else self.arch_xive
+        if not isinstance(device, XicsDevice) or device.released:
+            raise KvmError("irq_line", E.ENXIO)
+        try:
+            device.state.irq_line(irq, level)
+        except XicsErrno as exc:
+            raise KvmError("irq_line", exc.errno) from None
 
     # -- RTAS ---------------------------------------------------------------------------------------
     def define_rtas_token(self, name: str, token: int) -> None:

@@ -15,8 +15,8 @@ from . import papr
 from .config import CPU_FAMILIES, CPU_MODELS, MachineConfig, parse_options, power9_capable
 from .errors import KvmError, MachineError, StateError
 from .host import DEFAULT_HOST, Host, parse_host
-from .intc import (ClaimError, ConnectError, InterruptController, XicsController,
-                   XiveController)
+from .intc import (ClaimError, ConnectError, GuestContext, InterruptController,
+                   XicsController, XiveController)
 from .kvm import KVM_DEV_TYPE_XICS, FaultPlan, Kvm
 from .memory import GuestMemory
 from .policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchip_rule,
@@ -132,6 +132,7 @@ class Machine:
         self.fdt: dict[str, dict] = {}
         self.memory = GuestMemory(RAM_SIZE)
         self.guest = None  # the guest profile booted last, if any
+        self._clock = 0  # time base ticks seen by the guest (one per guest-facing call)
 
     # ====================================================================================================
     # Creation
@@ -659,31 +660,70 @@ class Machine:
         if vcpu not in self.vcpus:
             raise MachineError(f"no vCPU {vcpu}", stage="hcall")
 
+    def _context(self) -> GuestContext:
+        xive = bool(papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT)
+        in_kernel = self.kvm is not None and self.kvm.irqchip_in_kernel
+        self._clock += 1
+        return GuestContext(emulated_xics=not xive and not in_kernel, xive_negotiated=xive,
+                            timebase=self._clock)
+
+    @staticmethod
+    def _registers(args: tuple, count: int, what: str) -> list[int]:
+        """Guest registers: 64-bit values (negative ones as two's complement), unset ones 0."""
+        if len(args) > count:
+            raise MachineError(f"{what} takes at most {count} arguments, got {len(args)}",
+                               stage="hcall")
+        values = []
+        for value in args:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise MachineError(f"{what} arguments are integers, got {value!r}", stage="hcall")
+            if not -(1 << 63) <= value < (1 << 64):
+                raise MachineError(f"{what} argument {value:#x} does not fit a 64-bit register",
+                                   stage="hcall")
+            values.append(value & ((1 << 64) - 1))
+        return values
+
     def hcall(self, vcpu: int, call: str | int, *args: int) -> tuple[int, ...]:
-        """A hypercall from `vcpu`, by name or number. Returns (rc, *return registers)."""
+        """A hypercall from `vcpu`, by name or number, with up to nine argument registers
+        (r4-r12). Returns (rc, *return registers). The in-kernel XICS answers its own hcalls."""
         self._require_running("make an hcall")
         self._check_vcpu(vcpu)
         number = papr.HCALLS.get(call) if isinstance(call, str) else call
         if number is None:
             raise MachineError(f"unknown hcall name {call!r}", stage="hcall")
+        registers = self._registers(args, 9, "an hcall")
+        registers += [0] * (9 - len(registers))
+        name = papr.HCALL_NAMES.get(number)
+        if self.kvm is not None and name in papr.XICS_HCALLS:
+            answer = self.kvm.hcall(vcpu, name, registers)
+            if answer is not None:
+                return answer
         entry = self.hcalls.lookup(number)
         handler = entry.owner.hcall_handler(entry.name) if entry else None
         if handler is None:
             return (papr.H_FUNCTION,)
-        return handler(self, vcpu, *args)
+        return handler(self._context(), vcpu, registers)
 
     def rtas(self, vcpu: int, call: str | int, *args: int, nret: int = 1) -> tuple[int, ...]:
-        """An RTAS call from `vcpu` by name or token. Returns (status, *rets)."""
+        """An RTAS call from `vcpu` by name or token with its nargs arguments and nret return
+        words. Returns (status, *rets). Tokens defined in KVM are served by the kernel."""
         self._require_running("call RTAS")
         self._check_vcpu(vcpu)
         token = papr.RTAS_TOKENS.get(call) if isinstance(call, str) else call
         if token is None:
             raise MachineError(f"unknown RTAS call name {call!r}", stage="rtas")
+        if not isinstance(nret, int) or not 0 <= nret <= 16:
+            raise MachineError(f"nret must be 0 to 16, got {nret!r}", stage="rtas")
+        words = [value & 0xFFFFFFFF for value in self._registers(args, 16, "an RTAS call")]
+        if self.kvm is not None:
+            answer = self.kvm.rtas(token, words, nret)
+            if answer is not None:
+                return answer
         entry = self.rtas_calls.lookup(token)
         handler = entry.owner.rtas_handler(entry.name) if entry else None
         if handler is None:
             return (papr.RTAS_OUT_PARAM_ERROR,)
-        return handler(self, vcpu, list(args), nret)
+        return handler(self._context(), vcpu, words, nret)
 
     def _xive_region(self, addr: int) -> str | None:
         xive = self.xive
@@ -718,19 +758,29 @@ class Machine:
                                       "(issue 4)")
 
     def set_irq(self, irq: int, level: int) -> None:
-        """A device line into the active controller (MSI pulse or LSI level)."""
+        """A device line into the active controller: an MSI fires on a non-zero level, an LSI
+        follows it (spapr_qirq -> the active controller's set_irq)."""
         self._require_running("raise an IRQ")
-        if not any(self.irq_claimed(irq).values()):
-            raise MachineError(f"IRQ {irq:#x} is not claimed", stage="irq")
-        raise NotImplementedError(f"{self.active.label} delivery of device interrupts comes with "
-                                  "issue 3 (XICS) and issue 4 (XIVE)")
+        if not isinstance(irq, int) or not any(self.irq_claimed(irq).values()):
+            raise MachineError(f"IRQ {irq!r} is not claimed", stage="irq")
+        if self.active is self.xive:
+            raise NotImplementedError("XIVE delivery of device interrupts comes with issue 4")
+        try:
+            self.active.set_irq(irq, level)
+        except ConnectError as exc:
+            self.reports.append(exc.text)
+            self._step("error-report", exc.text)
 
     def irq_pending(self, vcpu: int) -> bool:
-        """The vCPU's external-interrupt line as its presenter in the active controller drives it."""
+        """The vCPU's external-interrupt line as its presenter in the active controller drives it
+        (the kernel's ICP when XICS runs in KVM)."""
         self._check_vcpu(vcpu)
         if self.active is self.xics and self.xics is not None:
-            icp = self.xics.icps[vcpu]
-            return icp.xisr != 0 and icp.pending_priority < icp.cppr
+            if self.xics.in_kernel:
+                attached = self.kvm.xics_for(vcpu)
+                icp = attached[0].state.icps.get(attached[1]) if attached else None
+                return bool(icp and icp.out_ee)
+            return self.xics.icps[vcpu].output
         if self.active is self.xive and self.xive is not None:
             return bool(self.xive.tctxs[vcpu].regs[0x10] & 0x80)
         return False
@@ -759,6 +809,8 @@ class Machine:
         """Controller state in the layout of QEMU's `info pic`, then the irqchip line."""
         if self.active is None:
             return "irqchip: none (machine shut down)"
+        if self.active is self.xics:
+            self.xics.synchronize_state()  # QEMU pulls the kernel's state before printing
         lines = self.active.print_info()
         lines.append(f"irqchip: {'in-kernel' if self.active.in_kernel else 'emulated'}")
         return "\n".join(lines)

@@ -1,0 +1,339 @@
+"""The in-kernel XICS as Linux KVM implements it (arch/powerpc/kvm/book3s_xics.c, spec/linux.md A.3,
+C.3): the state the host kernel owns while QEMU runs XICS "in-kernel".
+
+It differs from QEMU's emulation (:mod:`xics`) in how it remembers work: a source carries P/Q bits
+(an MSI that fires while presented is queued, and EOI shifts Q into P), a failed delivery marks the
+source ``resend`` and the ICP ``need_resend``, and a rejected interrupt is offered again at once
+rather than waiting for the next resend. The guest-visible sequence is the same for a well-behaved
+guest; the few edges where the two differ are stated in tests.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from dataclasses import dataclass, field
+
+MASKED = 0xFF
+XICS_IPI = 2
+PQ_PRESENTED = 1
+PQ_QUEUED = 2
+ICS_SHIFT = 10  # KVMPPC_XICS_ICS_SHIFT: 1024 sources per ICS block
+FIRST_IRQ = 16
+
+# KVM_IRQ_LINE levels for XICS (include/uapi/linux/kvm.h, as 32-bit values)
+KVM_INTERRUPT_SET = 0xFFFFFFFF
+KVM_INTERRUPT_UNSET = 0xFFFFFFFE
+KVM_INTERRUPT_SET_LEVEL = 0xFFFFFFFD
+
+# Source state word (KVM_DEV_XICS_GRP_SOURCES)
+KVM_XICS_DESTINATION_MASK = 0xFFFFFFFF
+KVM_XICS_PRIORITY_SHIFT = 32
+KVM_XICS_LEVEL_SENSITIVE = 1 << 40
+KVM_XICS_MASKED = 1 << 41
+KVM_XICS_PENDING = 1 << 42
+KVM_XICS_PRESENTED = 1 << 43
+KVM_XICS_QUEUED = 1 << 44
+
+# ICP state register (KVM_REG_PPC_ICP_STATE)
+ICP_CPPR_SHIFT, ICP_XISR_SHIFT, ICP_MFRR_SHIFT, ICP_PPRI_SHIFT = 56, 32, 24, 16
+
+H_SUCCESS, H_PARAMETER = 0, -4
+
+
+class XicsErrno(Exception):
+    def __init__(self, errno: int) -> None:
+        self.errno = errno
+
+
+@dataclass
+class KSource:
+    number: int
+    server: int = 0
+    priority: int = MASKED
+    saved_priority: int = MASKED
+    lsi: bool = False
+    pq: int = 0
+    masked_pending: bool = False
+    resend: bool = False
+    exists: bool = False
+
+
+@dataclass
+class KIcp:
+    server: int
+    cppr: int = 0
+    xisr: int = 0
+    pending_pri: int = 0xFF
+    mfrr: int = 0xFF
+    need_resend: bool = False
+    resend_map: set[int] = field(default_factory=set)  # ICS blocks holding sources to resend
+
+    @property
+    def out_ee(self) -> bool:
+        """The external-interrupt request KVM queues for the vCPU."""
+        return bool(self.xisr) and self.pending_pri < self.cppr
+
+
+class KernelXics:
+    """One VM's in-kernel XICS: ICS blocks of 1024 sources and one ICP per connected server."""
+
+    def __init__(self) -> None:
+        self.blocks: set[int] = set()
+        self.sources: dict[int, KSource] = {}
+        self.icps: dict[int, KIcp] = {}
+
+    # -- lookup --------------------------------------------------------------------------------------------
+    def find_source(self, irq: int) -> KSource | None:
+        """kvmppc_xics_find_ics: the source if its ICS block exists (the source itself may not)."""
+        if irq >> ICS_SHIFT not in self.blocks:
+            return None
+        source = self.sources.get(irq)
+        if source is None:
+            source = self.sources[irq] = KSource(irq)
+        return source
+
+    def connect_icp(self, server: int) -> None:
+        self.icps[server] = KIcp(server)
+
+    # -- delivery ------------------------------------------------------------------------------------------
+    def _try_to_deliver(self, icp: KIcp, irq: int, priority: int) -> tuple[bool, int]:
+        if icp.cppr > priority and icp.mfrr > priority and icp.pending_pri > priority:
+            reject = icp.xisr
+            icp.xisr, icp.pending_pri = irq, priority
+            return True, reject
+        icp.need_resend = True
+        return False, 0
+
+    def deliver(self, icp: KIcp | None, irq: int, check_resend: bool) -> None:
+        """icp_deliver_irq: offer `irq` to its server; a rejected interrupt is offered again."""
+        while True:
+            source = self.find_source(irq)
+            if source is None:
+                return
+            if icp is None or source.server != icp.server:
+                icp = self.icps.get(source.server)
+                if icp is None:
+                    return  # "server not found"
+            if check_resend and not source.resend:
+                return
+            source.resend = False
+            if source.priority == MASKED:
+                source.masked_pending = True
+                return
+            delivered, reject = self._try_to_deliver(icp, irq, source.priority)
+            if delivered:
+                if reject and reject != XICS_IPI:
+                    irq, check_resend = reject, False
+                    continue
+                return
+            source.resend = True
+            icp.resend_map.add(irq >> ICS_SHIFT)
+            return
+
+    def check_resend(self, icp: KIcp) -> None:
+        for block in sorted(icp.resend_map):
+            icp.resend_map.discard(block)
+            for irq in sorted(n for n in self.sources if n >> ICS_SHIFT == block):
+                if self.sources[irq].resend:
+                    self.deliver(icp, irq, True)
+
+    def down_cppr(self, icp: KIcp, cppr: int) -> None:
+        icp.cppr = cppr
+        if icp.mfrr < cppr and icp.mfrr <= icp.pending_pri:
+            icp.pending_pri, icp.xisr = icp.mfrr, XICS_IPI
+        resend, icp.need_resend = icp.need_resend, False
+        if resend:
+            self.check_resend(icp)
+
+    # -- hypercalls (kvmppc_xics_hcall) --------------------------------------------------------------------
+    def h_xirr(self, icp: KIcp) -> int:
+        xirr = icp.xisr | (icp.cppr << 24)
+        if icp.xisr:
+            icp.cppr, icp.pending_pri, icp.xisr = icp.pending_pri, 0xFF, 0
+        return xirr
+
+    def h_cppr(self, icp: KIcp, cppr: int) -> None:
+        cppr &= 0xFF
+        if cppr > icp.cppr:
+            self.down_cppr(icp, cppr)
+            return
+        if cppr == icp.cppr:
+            return
+        reject = 0
+        icp.cppr = cppr
+        if cppr <= icp.pending_pri:
+            reject, icp.xisr, icp.pending_pri = icp.xisr, 0, 0xFF
+        if reject and reject != XICS_IPI:
+            self.deliver(icp, reject, False)
+
+    def h_ipi(self, server: int, mfrr: int) -> int:
+        icp = self.icps.get(server)
+        if icp is None:
+            return H_PARAMETER
+        mfrr &= 0xFF
+        old_mfrr = icp.mfrr
+        icp.mfrr = mfrr
+        reject, resend = 0, False
+        if mfrr < icp.cppr and mfrr <= icp.pending_pri:
+            reject = icp.xisr
+            icp.pending_pri, icp.xisr = mfrr, XICS_IPI
+        if mfrr > old_mfrr:
+            resend, icp.need_resend = icp.need_resend, False
+        if reject and reject != XICS_IPI:
+            self.deliver(icp, reject, False)
+        if resend:
+            self.check_resend(icp)
+        return H_SUCCESS
+
+    def h_ipoll(self, server: int) -> tuple[int, int, int]:
+        icp = self.icps.get(server)
+        if icp is None:
+            return H_PARAMETER, 0, 0
+        return H_SUCCESS, (icp.cppr << 24) | icp.xisr, icp.mfrr
+
+    def h_eoi(self, icp: KIcp, xirr: int) -> int:
+        self.down_cppr(icp, (xirr >> 24) & 0xFF)
+        irq = xirr & 0xFFFFFF
+        if irq == XICS_IPI:
+            return H_SUCCESS
+        source = self.find_source(irq)
+        if source is None:
+            return H_PARAMETER
+        if not source.lsi:
+            source.pq >>= 1
+        if source.pq & PQ_PRESENTED:
+            self.deliver(icp, irq, False)
+        return H_SUCCESS
+
+    # -- KVM_IRQ_LINE (ics_deliver_irq) ----------------------------------------------------------------------
+    def irq_line(self, irq: int, level: int) -> None:
+        source = self.find_source(irq)
+        if source is None or not source.exists:
+            raise XicsErrno(E.EINVAL)
+        if level in (KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_SET):
+            level = 1
+        elif level == KVM_INTERRUPT_UNSET:
+            level = 0
+        if not source.lsi and level == 0:
+            return
+        if source.lsi:
+            if level:
+                if source.pq & PQ_PRESENTED:
+                    return
+                source.pq = PQ_PRESENTED
+            else:
+                source.pq = 0
+        else:
+            source.pq = ((source.pq << 1) & 3) | PQ_PRESENTED
+        if source.pq == PQ_PRESENTED:
+            self.deliver(None, irq, False)
+
+    # -- RTAS (kvmppc_xics_set_xive and friends) -------------------------------------------------------------
+    def _write_xive(self, source: KSource, server: int, priority: int, saved: int) -> bool:
+        source.server, source.priority, source.saved_priority = server, priority & 0xFF, saved & 0xFF
+        if (source.masked_pending or source.resend) and priority != MASKED:
+            source.masked_pending = source.resend = False
+            return True
+        return False
+
+    def set_xive(self, irq: int, server: int, priority: int) -> None:
+        source = self.find_source(irq)
+        icp = self.icps.get(server)
+        if source is None or icp is None:
+            raise XicsErrno(E.EINVAL)
+        if self._write_xive(source, server, priority, priority):
+            self.deliver(icp, irq, False)
+
+    def get_xive(self, irq: int) -> tuple[int, int]:
+        source = self.find_source(irq)
+        if source is None:
+            raise XicsErrno(E.EINVAL)
+        return source.server, source.priority
+
+    def int_on(self, irq: int) -> None:
+        source = self.find_source(irq)
+        if source is None:
+            raise XicsErrno(E.EINVAL)
+        icp = self.icps.get(source.server)
+        if icp is None:
+            raise XicsErrno(E.EINVAL)
+        if self._write_xive(source, source.server, source.saved_priority, source.saved_priority):
+            self.deliver(icp, irq, False)
+
+    def int_off(self, irq: int) -> None:
+        source = self.find_source(irq)
+        if source is None:
+            raise XicsErrno(E.EINVAL)
+        self._write_xive(source, source.server, MASKED, source.priority)
+
+    # -- device attributes and ONE_REG ---------------------------------------------------------------------
+    def set_source(self, irq: int, value: int) -> None:
+        """xics_set_source: the state word; PENDING asks for a delivery at once."""
+        priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
+        server = value & KVM_XICS_DESTINATION_MASK
+        if priority != MASKED and server not in self.icps:
+            raise XicsErrno(E.EINVAL)
+        self.blocks.add(irq >> ICS_SHIFT)
+        source = self.find_source(irq)
+        source.server, source.saved_priority = server, priority
+        source.priority = MASKED if value & KVM_XICS_MASKED else priority
+        source.resend = source.masked_pending = False
+        source.lsi = bool(value & KVM_XICS_LEVEL_SENSITIVE)
+        source.pq = 0
+        if value & (KVM_XICS_PRESENTED | KVM_XICS_PENDING):
+            source.pq |= PQ_PRESENTED
+        if value & KVM_XICS_QUEUED:
+            source.pq |= PQ_QUEUED
+        source.exists = True
+        if value & KVM_XICS_PENDING:
+            self.deliver(None, irq, False)
+
+    def get_source(self, irq: int) -> int:
+        source = self.sources.get(irq) if irq >> ICS_SHIFT in self.blocks else None
+        if source is None or not source.exists:
+            raise XicsErrno(E.ENOENT)
+        value = source.server
+        priority = source.priority
+        if priority == MASKED:
+            value |= KVM_XICS_MASKED
+            priority = source.saved_priority
+        value |= priority << KVM_XICS_PRIORITY_SHIFT
+        if source.lsi:
+            value |= KVM_XICS_LEVEL_SENSITIVE
+            if source.pq & PQ_PRESENTED:
+                value |= KVM_XICS_PENDING
+        elif source.masked_pending or source.resend:
+            value |= KVM_XICS_PENDING
+        if source.pq & PQ_PRESENTED:
+            value |= KVM_XICS_PRESENTED
+        if source.pq & PQ_QUEUED:
+            value |= KVM_XICS_QUEUED
+        return value
+
+    def get_icp(self, server: int) -> int:
+        icp = self.icps[server]
+        return ((icp.cppr << ICP_CPPR_SHIFT) | (icp.xisr << ICP_XISR_SHIFT)
+                | (icp.mfrr << ICP_MFRR_SHIFT) | (icp.pending_pri << ICP_PPRI_SHIFT))
+
+    def set_icp(self, server: int, value: int) -> None:
+        """kvmppc_xics_set_icp: the new state must be consistent; a displaced XISR is not
+        rejected (userspace restores sources to match), but a less favoured MFRR resends."""
+        icp = self.icps[server]
+        cppr = (value >> ICP_CPPR_SHIFT) & 0xFF
+        xisr = (value >> ICP_XISR_SHIFT) & 0xFFFFFF
+        mfrr = (value >> ICP_MFRR_SHIFT) & 0xFF
+        pending = (value >> ICP_PPRI_SHIFT) & 0xFF
+        if xisr == 0:
+            if pending != 0xFF:
+                raise XicsErrno(E.EINVAL)
+        elif xisr == XICS_IPI:
+            if pending != mfrr or pending >= cppr:
+                raise XicsErrno(E.EINVAL)
+        elif pending >= mfrr or pending >= cppr or self.find_source(xisr) is None:
+            raise XicsErrno(E.EINVAL)
+        resend = False
+        if mfrr > icp.mfrr:
+            resend, icp.need_resend = icp.need_resend, False
+        icp.cppr, icp.xisr, icp.mfrr, icp.pending_pri = cppr, xisr, mfrr, pending
+        if resend:
+            self.check_resend(icp)
