@@ -132,6 +132,7 @@ class Machine:
         self.fdt: dict[str, dict] = {}
         self.memory = GuestMemory(RAM_SIZE)
         self.guest = None  # the guest profile booted last, if any
+        self.driver = None  # the booted guest's interrupt driver (guest.XicsDriver), if any
         self._clock = 0  # time base ticks seen by the guest (one per guest-facing call)
 
     # ====================================================================================================
