@@ -165,9 +165,9 @@ class XicsDriver:
 
     def set_affinity(self, irq: int, server: int) -> None:
         """ics_rtas_set_affinity: read the priority with get-xive, write it back to the server."""
-        status, _, priority = self._rtas(self.m.vcpus[0], "ibm,get-xive", irq, nret=3) + (0, 0)
-        if status == 0:
-            self._rtas(self.m.vcpus[0], "ibm,set-xive", irq, server, priority)
+        answer = self._rtas(self.m.vcpus[0], "ibm,get-xive", irq, nret=3)
+        if answer[0] == 0:
+            self._rtas(self.m.vcpus[0], "ibm,set-xive", irq, server, answer[2])
 
     # -- IPIs (icp-hv.c) --------------------------------------------------------------------------------
     def send_ipi(self, source: int, target: int) -> None:
