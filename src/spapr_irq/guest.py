@@ -13,6 +13,7 @@ external-interrupt line, and the device tree. It imports nothing of the machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from . import papr
 from .errors import GuestError, StateError
@@ -105,8 +106,7 @@ DEFAULT_PRIORITY = 5
 LOWEST_PRIORITY = 0xFF
 
 
-@dataclass(frozen=True)
-class Handled:
+class Handled(NamedTuple):
     """One interrupt the guest handled: on which vCPU, what (ipi, msi, lsi, spurious), which."""
 
     vcpu: int

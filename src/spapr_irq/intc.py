@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno as E
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from . import papr
 from .errors import KvmError, SpaprIrqError, strerror
@@ -46,7 +45,6 @@ from .xive import XIVE_STATUS_ASSERTED, SpaprXiveState, XiveTCTX, nvt_cam_line
 
 
 
-@dataclass(frozen=True)
 class GuestContext:
     """What a guest-facing handler may know of the machine, built by the machine for each call.
 
@@ -54,9 +52,12 @@ class GuestContext:
     `xive_negotiated`: OV5_XIVE_EXPLOIT in the CAS result. `timebase`: the vCPU's time base.
     """
 
-    emulated_xics: bool
-    xive_negotiated: bool
-    timebase: int
+    __slots__ = ("emulated_xics", "xive_negotiated", "timebase")
+
+    def __init__(self, emulated_xics: bool, xive_negotiated: bool, timebase: int) -> None:
+        self.emulated_xics = emulated_xics
+        self.xive_negotiated = xive_negotiated
+        self.timebase = timebase
 
 
 class ConnectError(SpaprIrqError):

@@ -23,6 +23,7 @@ from .policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchip
                      mode_has_xics, mode_has_xive)
 
 RAM_SIZE = 512 << 20
+_REG_LIMIT = 1 << 64
 FALLBACK_HINT = "Falling back to kernel-irqchip=off"
 
 
@@ -127,6 +128,8 @@ class Machine:
         self.msi = MsiAllocator()
         self.msi_blocks: dict[int, int] = {}  # first irq -> count, owned by the default PHB
         self.vcpus: list[int] = []
+        self._vcpu_set: set[int] = set()
+        self._handlers: dict[int, object] = {}  # hcall number -> handler, filled on first use
         self.ov5 = b""  # the machine's own OV5 (what it supports)
         self.ov5_cas = b""  # the CAS result, empty before CAS
         self.fdt: dict[str, dict] = {}
@@ -383,6 +386,7 @@ class Machine:
                 intc.cpu_intc_destroy(vcpu_id)
             raise
         self.vcpus.append(vcpu_id)
+        self._vcpu_set.add(vcpu_id)
 
     def _controllers(self) -> list[InterruptController]:
         return [intc for intc in (self.xics, self.xive) if intc is not None]
@@ -658,19 +662,22 @@ class Machine:
     # Guest-facing calls
     # ====================================================================================================
     def _check_vcpu(self, vcpu: int) -> None:
-        if vcpu not in self.vcpus:
+        if vcpu not in self._vcpu_set:
             raise MachineError(f"no vCPU {vcpu}", stage="hcall")
 
     def _context(self) -> GuestContext:
-        xive = bool(papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT)
+        cas = self.ov5_cas
+        xive = len(cas) >= papr.OV5_INTC_BYTE and bool(cas[papr.OV5_INTC_BYTE - 1]
+                                                       & papr.OV5_XIVE_EXPLOIT)
         in_kernel = self.kvm is not None and self.kvm.irqchip_in_kernel
         self._clock += 1
-        return GuestContext(emulated_xics=not xive and not in_kernel, xive_negotiated=xive,
-                            timebase=self._clock)
+        return GuestContext(not xive and not in_kernel, xive, self._clock)
 
     @staticmethod
     def _registers(args: tuple, count: int, what: str) -> list[int]:
         """Guest registers: 64-bit values (negative ones as two's complement), unset ones 0."""
+        if len(args) <= count and all(type(v) is int and 0 <= v < _REG_LIMIT for v in args):
+            return list(args)
         if len(args) > count:
             raise MachineError(f"{what} takes at most {count} arguments, got {len(args)}",
                                stage="hcall")
@@ -694,15 +701,20 @@ class Machine:
             raise MachineError(f"unknown hcall name {call!r}", stage="hcall")
         registers = self._registers(args, 9, "an hcall")
         registers += [0] * (9 - len(registers))
-        name = papr.HCALL_NAMES.get(number)
-        if self.kvm is not None and name in papr.XICS_HCALLS:
-            answer = self.kvm.hcall(vcpu, name, registers)
-            if answer is not None:
-                return answer
-        entry = self.hcalls.lookup(number)
-        handler = entry.owner.hcall_handler(entry.name) if entry else None
+        kvm = self.kvm
+        if kvm is not None and kvm.irqchip_in_kernel:
+            name = papr.HCALL_NAMES.get(number)
+            if name in papr.XICS_HCALLS:
+                answer = kvm.hcall(vcpu, name, registers)
+                if answer is not None:
+                    return answer
+        handler = self._handlers.get(number)
         if handler is None:
-            return (papr.H_FUNCTION,)
+            entry = self.hcalls.lookup(number)
+            handler = entry.owner.hcall_handler(entry.name) if entry else None
+            if handler is None:
+                return (papr.H_FUNCTION,)
+            self._handlers[number] = handler
         return handler(self._context(), vcpu, registers)
 
     def rtas(self, vcpu: int, call: str | int, *args: int, nret: int = 1) -> tuple[int, ...]:

@@ -74,6 +74,7 @@ class ICS:
         self.nr_irqs = nr_irqs
         self._irqs: dict[int, IcsIrq] = {}
         self._order: list[int] | None = []  # allocated numbers in order, rebuilt lazily
+        self._items: list[tuple[int, IcsIrq]] | None = []  # (number, source), same order
 
     def valid_irq(self, irq: int) -> bool:
         return self.offset <= irq < self.offset + self.nr_irqs
@@ -93,19 +94,25 @@ class ICS:
         """Allocate a free source as LSI or MSI."""
         assert self.is_free(irq), f"IRQ {irq:#x} already allocated"
         self.source(irq).flags |= XICS_FLAGS_IRQ_LSI if lsi else XICS_FLAGS_IRQ_MSI
-        self._order = None
+        self._order = self._items = None
 
     def free(self, irq: int) -> None:
         """spapr_irq_free zeroes the entry: server, priorities, status and flags all 0 (a freed
         source reads priority 0 until the next device reset sets it to 0xff)."""
         self._irqs[irq] = IcsIrq(server=0, priority=0, saved_priority=0, status=0, flags=0)
-        self._order = None
+        self._order = self._items = None
 
     def allocated(self) -> list[int]:
         if self._order is None:
             self._order = sorted(irq for irq, s in self._irqs.items()
                                  if s.flags & XICS_FLAGS_IRQ_MASK)
         return self._order
+
+    def allocated_items(self) -> list[tuple[int, IcsIrq]]:
+        """(number, source) of every allocated source, in number order."""
+        if self._items is None:
+            self._items = [(irq, self._irqs[irq]) for irq in self.allocated()]
+        return self._items
 
     def reset(self) -> None:
         """Device reset: every source masked and idle, allocation flags kept."""
@@ -224,11 +231,11 @@ class Xics:
 
     def ics_resend(self) -> None:
         """Offer again every rejected MSI and every asserted, unsent LSI (all servers)."""
-        for irq in self.ics.allocated():
-            source = self.ics.source(irq)
+        for irq, source in self.ics.allocated_items():
             if source.flags & XICS_FLAGS_IRQ_LSI:
-                self._resend_lsi(irq, source)
-            else:
+                if source.status & (XICS_STATUS_ASSERTED | XICS_STATUS_SENT) == XICS_STATUS_ASSERTED:
+                    self._resend_lsi(irq, source)
+            elif source.status & XICS_STATUS_REJECTED:
                 self._resend_msi(irq, source)
 
     def ics_eoi(self, irq: int) -> None:
