@@ -65,6 +65,21 @@ def test_msi_fired_twice_then_masked_before_handling(backend, after_unmask):
     assert m.irq_pending(0) is after_unmask
 
 
+@pytest.mark.parametrize("backend, handled", [("emulated", []), ("kvm", [MSI])])
+def test_rejected_msi_masked_before_its_resend(backend, handled):
+    """QEMU loses it: its resend clears REJECTED and, the source being masked, delivers nothing
+    and remembers nothing. KVM keeps it masked-pending ("this implementation will differ from
+    PAPR and not lose such interrupts") and delivers it at unmask."""
+    m = machine(backend)
+    m.rtas(0, "ibm,set-xive", MSI, 0, 6)
+    m.set_irq(MSI, 1)  # presented
+    m.hcall(1, "H_IPI", 0, 4)  # the IPI displaces it: rejected
+    m.rtas(0, "ibm,int-off", MSI)
+    assert drain(m, 0) == [2]
+    m.rtas(0, "ibm,int-on", MSI)
+    assert drain(m, 0) == handled
+
+
 @pytest.mark.parametrize("backend, cppr", [("emulated", 0xFF), ("kvm", 0x05)])
 def test_h_xirr_with_nothing_pending(backend, cppr):
     """QEMU sets CPPR to the pending priority (0xff, PAPR's letter); KVM leaves CPPR alone."""

@@ -10,8 +10,9 @@ vmstate path QEMU uses for migration (pre_save, post_load), at a point where no 
 presented or waiting for a resend.
 
 The two implementations coalesce a re-fired MSI differently (QEMU keeps one REJECTED bit, KVM a
-P and a Q bit), so an MSI is fired again only once its last firing was handled; the coalescing
-itself is stated per side in tests/test_xics_divergences.py. Priorities are chosen apart from the IPI's (4): at equal priority QEMU keeps a pending device
+P and a Q bit), so an MSI is fired again only once its last firing was handled; and QEMU drops a
+rejected MSI that is masked before its resend, so an MSI is masked only while quiet. Both are stated
+per side in tests/test_xics_divergences.py. Priorities are chosen apart from the IPI's (4): at equal priority QEMU keeps a pending device
 interrupt where KVM lets the IPI displace it (tests/test_xics_divergences.py).
 """
 
@@ -84,6 +85,8 @@ class SideBySide(RuleBasedStateMachine):
     @rule(index=st.integers(0, len(SOURCES) - 1))
     def mask(self, index):
         irq = self.irqs[index]
+        if self.kind[irq] == "msi" and irq in self.pending:
+            return  # QEMU loses a rejected MSI masked before its resend: test_xics_divergences.py
         self.both(lambda m, w: w.driver.mask(irq))
         self.masked.add(irq)
 
