@@ -153,11 +153,12 @@ class KernelXics:
         return xirr
 
     def h_cppr(self, icp: KIcp, cppr: int) -> None:
+        """Down_CPPR when less favoured, nothing when equal; then Up_CPPR's reject step runs in
+        both other cases (after a Down_CPPR it only matters for an inconsistent state)."""
         cppr &= 0xFF
         if cppr > icp.cppr:
             self.down_cppr(icp, cppr)
-            return
-        if cppr == icp.cppr:
+        elif cppr == icp.cppr:
             return
         reject = 0
         icp.cppr = cppr
@@ -170,13 +171,12 @@ class KernelXics:
         icp = self.icps.get(server)
         if icp is None:
             return H_PARAMETER
-        mfrr &= 0xFF
         old_mfrr = icp.mfrr
-        icp.mfrr = mfrr
+        icp.mfrr = mfrr & 0xFF  # an 8-bit field; the comparisons below use the full register
         reject, resend = 0, False
         if mfrr < icp.cppr and mfrr <= icp.pending_pri:
             reject = icp.xisr
-            icp.pending_pri, icp.xisr = mfrr, XICS_IPI
+            icp.pending_pri, icp.xisr = mfrr & 0xFF, XICS_IPI
         if mfrr > old_mfrr:
             resend, icp.need_resend = icp.need_resend, False
         if reject and reject != XICS_IPI:
@@ -269,11 +269,11 @@ class KernelXics:
     # -- device attributes and ONE_REG ---------------------------------------------------------------------
     def set_source(self, irq: int, value: int) -> None:
         """xics_set_source: the state word; PENDING asks for a delivery at once."""
+        self.blocks.add(irq >> ICS_SHIFT)  # the ICS block is created before any check
         priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
         server = value & KVM_XICS_DESTINATION_MASK
         if priority != MASKED and server not in self.icps:
             raise XicsErrno(E.EINVAL)
-        self.blocks.add(irq >> ICS_SHIFT)
         source = self.find_source(irq)
         source.server, source.saved_priority = server, priority
         source.priority = MASKED if value & KVM_XICS_MASKED else priority
