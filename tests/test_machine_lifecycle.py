@@ -218,9 +218,10 @@ def _calls_in(action) -> int:
 
 
 def _xive_cas(plan: FaultPlan, options: str, host: str):
+    """A machine and the CAS in which its guest asks for XIVE (the connect, not the driver)."""
     machine = make(options, host=host)
     machine.kvm.faults = plan
-    return machine, lambda: machine.boot("linux-xive")
+    return machine, lambda: machine.cas(0, papr.ov5_with(23, papr.OV5_XIVE_EXPLOIT))
 
 
 #: The XICS disconnect that precedes the XIVE connect at CAS closes the device and undefines the four

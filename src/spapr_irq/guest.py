@@ -3,8 +3,8 @@
 A profile reads ``/chosen/ibm,arch-vec-5-platform-support`` from the tree the machine built, fills
 byte 23 of its option vector 5 the way ``prom_init`` does, calls CAS, then picks its interrupt driver
 from ``/chosen/ibm,architecture-vec-5`` as ``xive_spapr_disabled()`` does and runs its init
-sequence: :class:`XicsDriver` (icp-hv.c and ics-rtas.c) for XICS. The sPAPR XIVE driver comes with
-issue 4; until then a guest that negotiated XIVE stops after CAS.
+sequence: :class:`XicsDriver` (icp-hv.c and ics-rtas.c) for XICS, :class:`XiveDriver`
+(sysdev/xive/spapr.c and common.c) for XIVE.
 
 The guest talks to the machine only through what a guest has: hypercalls, RTAS calls, its
 external-interrupt line, and the device tree. It imports nothing of the machine.
@@ -72,9 +72,8 @@ class GuestProfile:
         """Firmware CAS on the boot vCPU, the driver choice and its init; returns the mode."""
         machine.cas(machine.vcpus[0], self.ov5(machine.fdt))
         mode = self.driver(machine.fdt)
-        machine.driver = XicsDriver(machine) if mode == "xics" else None
-        if machine.driver is not None:
-            machine.driver.init()
+        machine.driver = XicsDriver(machine) if mode == "xics" else XiveDriver(machine)
+        machine.driver.init()
         return mode
 
 
@@ -230,17 +229,272 @@ class Event:
     source: int = 0
 
 
+# ==========================================================================================================
+# The Linux sPAPR XIVE driver (arch/powerpc/sysdev/xive: spapr.c, common.c)
+# ==========================================================================================================
+
+XIVE_SRC_H_INT_ESB, XIVE_SRC_LSI, XIVE_SRC_TRIGGER, XIVE_SRC_STORE_EOI = 0x8, 0x4, 0x2, 0x1
+XIVE_ESB_VAL_Q = 0x1
+IPI_EISN = 0x10  # the Linux irq number of the IPIs; device EISNs start above it
+QUEUE_AREA = 0x1000_0000  # where this guest keeps its event queues (64K each)
+TM_SPC_ACK_OS_REG, TM_QW1_OS_CPPR = 0x810, 0x11
+
+
+class _XiveSource:
+    """What Linux keeps per interrupt (struct xive_irq_data)."""
+
+    __slots__ = ("lisn", "kind", "flags", "eoi_page", "trig_page", "eisn", "saved_p", "masked",
+                 "server", "priority")
+
+    def __init__(self, lisn, kind, flags, eoi_page, trig_page, eisn):
+        self.lisn, self.kind, self.flags = lisn, kind, flags
+        self.eoi_page, self.trig_page, self.eisn = eoi_page, trig_page, eisn
+        self.saved_p, self.masked, self.server, self.priority = False, True, 0, 0
+
+
+class _XiveQueue:
+    __slots__ = ("qpage", "idx", "toggle", "msk")
+
+    def __init__(self, qpage: int, shift: int) -> None:
+        self.qpage, self.idx, self.toggle, self.msk = qpage, 0, 0, (1 << (shift - 2)) - 1
+
+
+class XiveDriver:
+    """What a Linux pseries guest does with XIVE: a 64K event queue per CPU at the one priority it
+    picks from ibm,plat-res-int-priorities (6 on QEMU), CPPR 0xff by a TIMA store, one IPI source
+    per CPU triggered by an ESB store, H_INT_SET_SOURCE_CONFIG to route, ACK on the TIMA, the
+    queue scanned by its generation bit, EOI by an ESB load (H_INT_ESB for LSIs)."""
+
+    def __init__(self, machine) -> None:
+        self.m = machine
+        self.handled: list[Handled] = []
+        self.warnings: list[str] = []
+        path, node = machine.intc_node()
+        self.tima = node["reg"][2]  # resource 1: the OS ring page
+        reserved = machine.fdt["/"].get("ibm,plat-res-int-priorities", [])
+        taken = {p for base, count in zip(reserved[::2], reserved[1::2])
+                 for p in range(base, min(base + count, 8))}
+        free = [p for p in range(8) if p not in taken]
+        if not free:
+            raise StateError("no valid priority found in 'ibm,plat-res-int-priorities'")
+        self.priority = max(free)
+        sizes = node["ibm,xive-eq-sizes"]
+        self.qshift = 16 if 16 in sizes else sizes[-1]
+        base, count = node["ibm,xive-lisn-ranges"][:2]
+        self.free_lisns = list(range(base, base + count))
+        self.sources: dict[int, _XiveSource] = {}  # by LISN
+        self.by_eisn: dict[int, _XiveSource] = {}
+        self.ipis: dict[int, _XiveSource] = {}  # by vCPU
+        self.queues: dict[tuple[int, int], _XiveQueue] = {}
+        self.pending: dict[int, int] = {}  # vCPU -> pending priority bitmap
+        self.cppr: dict[int, int] = {}
+        self.next_eisn = IPI_EISN + 1
+        self.next_queue = QUEUE_AREA
+
+    def _hcall(self, vcpu: int, name: str, *args: int) -> tuple[int, ...]:
+        answer = self.m.hcall(vcpu, name, *args)
+        if answer[0] != 0:
+            self.warnings.append(f"{name} returned {answer[0]}")
+        return answer
+
+    # -- boot ----------------------------------------------------------------------------------------------
+    def init(self) -> None:
+        for vcpu in self.m.vcpus:
+            self.ensure_queue(vcpu, self.priority)
+            self.cppr[vcpu] = 0xFF
+            self.pending[vcpu] = 0
+            self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0xFF)
+        for vcpu in self.m.vcpus:
+            lisn = self.free_lisns.pop(0)
+            source = self._populate(lisn, "ipi", IPI_EISN)
+            self.ipis[vcpu] = source
+            self._configure(source, vcpu, self.priority)
+            self._unmask(source)
+
+    def ensure_queue(self, vcpu: int, priority: int) -> None:
+        """setup_queue: H_INT_GET_QUEUE_INFO then H_INT_SET_QUEUE_CONFIG with a zeroed page."""
+        if (vcpu, priority) in self.queues:
+            return
+        qpage = self.next_queue
+        self.next_queue += 1 << self.qshift
+        self.m.memory.write(qpage, bytes(1 << self.qshift))
+        self._hcall(vcpu, "H_INT_GET_QUEUE_INFO", 0, vcpu, priority)
+        rc = self._hcall(vcpu, "H_INT_SET_QUEUE_CONFIG", 1, vcpu, priority, qpage, self.qshift)[0]
+        if rc == 0:
+            self.queues[(vcpu, priority)] = _XiveQueue(qpage, self.qshift)
+
+    # -- sources -------------------------------------------------------------------------------------------
+    def _populate(self, lisn: int, kind: str, eisn: int) -> _XiveSource:
+        answer = self._hcall(self.m.vcpus[0], "H_INT_GET_SOURCE_INFO", 0, lisn)
+        flags, eoi_page, trig_page = (answer[1], answer[2], answer[3]) if answer[0] == 0 else (0, 0, 0)
+        if flags & XIVE_SRC_TRIGGER:
+            trig_page = eoi_page
+        source = _XiveSource(lisn, kind, flags, eoi_page, trig_page, eisn)
+        self.sources[lisn] = source
+        self.by_eisn[eisn] = source
+        return source
+
+    def _esb_load(self, vcpu: int, source: _XiveSource, offset: int) -> int:
+        if source.flags & XIVE_SRC_H_INT_ESB:
+            answer = self._hcall(vcpu, "H_INT_ESB", 0, source.lisn, offset, 0)
+            return answer[1] if answer[0] == 0 else MINUS_ONE
+        return self.m.mmio_read(vcpu, source.eoi_page + offset, 8)
+
+    def _trigger(self, vcpu: int, source: _XiveSource) -> None:
+        if source.flags & XIVE_SRC_H_INT_ESB:
+            self._hcall(vcpu, "H_INT_ESB", 1, source.lisn, 0, 0)
+        else:
+            self.m.mmio_write(vcpu, source.trig_page, 8, 0)
+
+    def _configure(self, source: _XiveSource, server: int, priority: int) -> None:
+        source.server, source.priority = server, priority
+        self._hcall(self.m.vcpus[0], "H_INT_SET_SOURCE_CONFIG", 0x2, source.lisn, server, priority,
+                    source.eisn)
+
+    def _unmask(self, source: _XiveSource) -> None:
+        """Load SET_PQ_10 if a P was saved at mask time, else SET_PQ_00."""
+        self._esb_load(self.m.vcpus[0], source, 0xE00 if source.saved_p else 0xC00)
+        source.saved_p, source.masked = False, False
+
+    def startup(self, lisn: int, server: int, priority: int | None = None, lsi: bool = False) -> None:
+        """Map the interrupt (source info, then PQ=01 "off by default"), route it, unmask it."""
+        priority = self.priority if priority is None else priority
+        source = self._populate(lisn, "lsi" if lsi else "msi", self.next_eisn)
+        self.next_eisn += 1
+        self._esb_load(self.m.vcpus[0], source, 0xD00)
+        for vcpu in {server}:
+            self.ensure_queue(vcpu, priority)
+        self._configure(source, server, priority)
+        self._unmask(source)
+
+    def mask(self, lisn: int) -> None:
+        source = self.sources[lisn]
+        old = self._esb_load(self.m.vcpus[0], source, 0xD00)
+        source.saved_p = bool(old & 0x2) and old != MINUS_ONE
+        source.masked = True
+
+    def unmask(self, lisn: int, server: int, priority: int | None = None) -> None:
+        source = self.sources[lisn]
+        priority = source.priority if priority is None else priority
+        if (server, priority) != (source.server, source.priority):
+            self.ensure_queue(server, priority)
+            self._configure(source, server, priority)
+        self._unmask(source)
+
+    def set_affinity(self, lisn: int, server: int) -> None:
+        source = self.sources[lisn]
+        self.ensure_queue(server, source.priority)
+        if source.masked:
+            source.server = server  # applied at unmask
+            return
+        self._configure(source, server, source.priority)
+
+    def send_ipi(self, sender: int, target: int) -> None:
+        """xive_cause_ipi: an 8-byte store of 0 to the target CPU's IPI trigger page."""
+        self._trigger(sender, self.ipis[target])
+
+    # -- the interrupt path --------------------------------------------------------------------------------
+    def _read_eq(self, q: _XiveQueue, peek: bool) -> int:
+        entry = int.from_bytes(self.m.memory.read(q.qpage + 4 * q.idx, 4), "big")
+        if (entry >> 31) == q.toggle:
+            return 0
+        if not peek:
+            q.idx = (q.idx + 1) & q.msk
+            if q.idx == 0:
+                q.toggle ^= 1
+        return entry & 0x7FFFFFFF
+
+    def _scan(self, vcpu: int, peek: bool) -> int:
+        irq, prio = 0, 0
+        while self.pending[vcpu]:
+            bits = self.pending[vcpu]
+            prio = (bits & -bits).bit_length() - 1
+            q = self.queues.get((vcpu, prio))
+            irq = self._read_eq(q, peek) if q else 0
+            if irq:
+                break
+            self.pending[vcpu] &= ~(1 << prio)
+        if irq == 0:
+            prio = 0xFF
+        if prio != self.cppr[vcpu]:  # even when peeking: the EOI-time peek reopens the CPPR
+            self.cppr[vcpu] = prio
+            self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, prio)
+        return irq
+
+    def _update_pending(self, vcpu: int) -> None:
+        ack = self.m.mmio_read(vcpu, self.tima + TM_SPC_ACK_OS_REG, 2)
+        cppr, nsr = ack & 0xFF, (ack >> 8) & 0xFF
+        if nsr & 0x80 and cppr != 0xFF:
+            self.pending[vcpu] |= 1 << cppr
+            if cppr >= self.cppr[vcpu]:
+                self.warnings.append(f"CPU {vcpu} odd ack CPPR, got {cppr} at {self.cppr[vcpu]}")
+            self.cppr[vcpu] = cppr
+
+    def handle_one(self, vcpu: int) -> Handled | None:
+        """xive_get_irq, the handler, then the source EOI and a peek at the queue."""
+        self._update_pending(vcpu)
+        eisn = self._scan(vcpu, peek=False)
+        if eisn == 0:
+            return Handled(vcpu, "spurious", 0)
+        source = self.by_eisn.get(eisn)
+        if eisn == IPI_EISN:
+            source = self.ipis[vcpu]
+        if source is None:
+            self.warnings.append(f"xive: got interrupt {eisn} without descriptor, dropping")
+            return Handled(vcpu, "unexpected", eisn)
+        if source.kind == "lsi":
+            self.m.set_irq(source.lisn, 0)  # the device handler acks its device
+        if source.flags & XIVE_SRC_LSI:
+            self._esb_load(vcpu, source, 0x000)  # the EOI cycle re-triggers a held level
+        else:
+            old = self._esb_load(vcpu, source, 0xC00)
+            if old != MINUS_ONE and old & XIVE_ESB_VAL_Q:
+                self._trigger(vcpu, source)
+        handled = Handled(vcpu, source.kind, source.lisn)
+        self.handled.append(handled)
+        return handled
+
+    def _has_work(self, vcpu: int) -> bool:
+        return self._scan(vcpu, peek=True) != 0
+
+    def handle(self, vcpu: int, limit: int = 10_000) -> list[Handled]:
+        """Take interrupts while the line is raised or the queue replays."""
+        out = []
+        while len(out) < limit and (self.m.irq_pending(vcpu) or self._has_work(vcpu)):
+            handled = self.handle_one(vcpu)
+            out.append(handled)
+            if handled.kind == "spurious" and not self.m.irq_pending(vcpu):
+                break
+        return out
+
+    def drain(self, limit: int = 100_000) -> list[Handled]:
+        out: list[Handled] = []
+        progress = True
+        while progress and len(out) < limit:
+            progress = False
+            for vcpu in self.m.vcpus:
+                got = self.handle(vcpu)
+                if got:
+                    out.extend(got)
+                    progress = True
+        return out
+
+
+MINUS_ONE = (1 << 64) - 1
+
+
 class Workload:
-    """Fires interrupts at a booted XICS guest and collects what it handled, in order.
+    """Fires interrupts at a booted guest and collects what it handled, in order.
 
     Device sources are claimed on demand, one per (kind, vCPU, priority): MSIs from the PHB's MSI
-    allocator, LSIs as free external numbers claimed level-sensitive."""
+    allocator, LSIs as free external numbers claimed level-sensitive. Works with either driver; on
+    XIVE an IPI goes at the driver's one priority (6) and device priorities get their own queue."""
 
     def __init__(self, machine) -> None:
         if getattr(machine, "driver", None) is None:
-            raise StateError("boot a guest that negotiated XICS before running a workload")
+            raise StateError("boot a guest before running a workload")
         self.m = machine
-        self.driver: XicsDriver = machine.driver
+        self.driver = machine.driver
         self.sources: dict[tuple[str, int, int], int] = {}
 
     def source(self, kind: str, vcpu: int, priority: int) -> int:

@@ -23,7 +23,12 @@ from .kvm import (
     KVM_DEV_XICS_GRP_SOURCES,
     KVM_DEV_XICS_NR_SERVERS,
     KVM_DEV_XIVE_GRP_CTRL,
+    KVM_DEV_XIVE_GRP_EQ_CONFIG,
+    KVM_DEV_XIVE_EQ_SYNC,
     KVM_DEV_XIVE_GRP_SOURCE,
+    KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
+    KVM_DEV_XIVE_GRP_SOURCE_SYNC,
+    KVM_DEV_XIVE_RESET,
     KVM_DEV_XIVE_NR_SERVERS,
     KVM_XICS_LEVEL_SENSITIVE,
     KVM_XICS_MASKED,
@@ -39,9 +44,15 @@ from .kvm import (
     Kvm,
 )
 from .kvm_xics import KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET
+from .kvm_xive import KvmPpcXiveEq, Sigbus
 from .xics import (ICP, ICS, XICS_STATUS_ASSERTED, XICS_STATUS_MASKED_PENDING,
                    XICS_STATUS_PRESENTED, XICS_STATUS_QUEUED, XICS_STATUS_REJECTED, IcsIrq, Xics)
-from .xive import XIVE_STATUS_ASSERTED, SpaprXiveState, XiveTCTX, nvt_cam_line
+from .xive import (EAS_END_BLOCK_MASK, EAS_END_BLOCK_SHIFT, EAS_END_DATA_MASK, EAS_END_INDEX_MASK,
+                   EAS_END_INDEX_SHIFT, EAS_MASKED, EAS_VALID, END_W0_ENQUEUE, END_W0_QSIZE_MASK,
+                   END_W0_QSIZE_SHIFT, END_W0_UCOND_NOTIFY, END_W0_VALID, END_W1_GENERATION,
+                   END_W1_PAGE_OFF_MASK, END_W6_NVT_INDEX_MASK, END_W7_F0_PRIORITY_SHIFT,
+                   XIVE_STATUS_ASSERTED, XiveRouter, XiveTCTX, end_qaddr, end_reset_value,
+                   nvt_cam_line)
 
 
 
@@ -58,6 +69,19 @@ class GuestContext:
         self.emulated_xics = emulated_xics
         self.xive_negotiated = xive_negotiated
         self.timebase = timebase
+
+
+# sPAPR XIVE hcall flags (PPC bit numbering: bit 63 = 0x1)
+SPAPR_XIVE_SRC_H_INT_ESB = 0x8
+SPAPR_XIVE_SRC_LSI = 0x4
+SPAPR_XIVE_SRC_TRIGGER = 0x2
+SPAPR_XIVE_SRC_STORE_EOI = 0x1
+SPAPR_XIVE_SRC_SET_EISN = 0x2
+SPAPR_XIVE_SRC_MASK = 0x1
+SPAPR_XIVE_END_ALWAYS_NOTIFY = 0x1
+SPAPR_XIVE_END_DEBUG = 0x1
+SPAPR_XIVE_ESB_STORE = 0x1
+MINUS_ONE = (1 << 64) - 1  # -1 in a 64-bit return register
 
 
 class ConnectError(SpaprIrqError):
@@ -547,10 +571,10 @@ class XiveController(InterruptController):
     name, label = "xive", "XIVE"
     hcalls = papr.XIVE_HCALLS
 
-    def __init__(self, nr_irqs: int, nr_ends: int, max_cpus: int) -> None:
+    def __init__(self, nr_irqs: int, nr_ends: int, max_cpus: int, memory) -> None:
         super().__init__()
-        self.state = SpaprXiveState(nr_irqs, nr_ends)
-        self.tctxs: dict[int, XiveTCTX] = {}
+        self.state = XiveRouter(nr_irqs, nr_ends, memory)
+        self.memory = memory
         self.kvm_vcpus: set[int] = set()
         self.mmio_enabled = False
         self.mappings: list[int] = []  # KVM mmap page offsets in place
@@ -558,10 +582,24 @@ class XiveController(InterruptController):
         self.max_cpus = max_cpus
         self.vc_base = papr.SPAPR_XIVE_VC_BASE
         self.tm_base = papr.SPAPR_XIVE_TM_BASE
+        self.hv_prio = papr.SPAPR_XIVE_HV_PRIO
+        self.reports: list[str] = []  # QEMU's error_report lines from the hcalls
+
+    @property
+    def tctxs(self) -> dict[int, XiveTCTX]:
+        return self.state.tctxs
 
     @property
     def nr_irqs(self) -> int:
         return self.state.nr_irqs
+
+    @property
+    def nr_ends(self) -> int:
+        return self.state.nr_ends
+
+    @property
+    def end_base(self) -> int:
+        return self.vc_base + (self.nr_irqs << papr.XIVE_ESB_SHIFT)
 
     # -- IRQ numbers --------------------------------------------------------------------------------------
     def valid_irq(self, irq: int) -> bool:
@@ -594,12 +632,12 @@ class XiveController(InterruptController):
     # -- presenters ---------------------------------------------------------------------------------------
     def cpu_intc_create(self, vcpu_id: int) -> None:
         """xive_tctx_create: a thread context, connected to the KVM device when in-kernel."""
-        self.tctxs[vcpu_id] = XiveTCTX(vcpu_id)
+        self.state.tctxs[vcpu_id] = XiveTCTX(vcpu_id)
         if self.in_kernel:
             try:
                 self._connect_vcpu(vcpu_id)
             except ConnectError:
-                del self.tctxs[vcpu_id]
+                del self.state.tctxs[vcpu_id]
                 raise
 
     def cpu_intc_reset(self, vcpu_id: int) -> None:
@@ -609,12 +647,13 @@ class XiveController(InterruptController):
         tctx.set_os_cam(nvt_cam_line(0, papr.SPAPR_XIVE_NVT_BASE + vcpu_id))
 
     def cpu_intc_destroy(self, vcpu_id: int) -> None:
-        self.tctxs.pop(vcpu_id, None)
+        self.state.tctxs.pop(vcpu_id, None)
         self.kvm_vcpus.discard(vcpu_id)
 
     # -- reset --------------------------------------------------------------------------------------------
     def reset(self) -> None:
-        self.state.reset()
+        self.state.reset_tables()
+        self.state.source.reset()
 
     # -- activation ---------------------------------------------------------------------------------------
     def activate(self) -> None:
@@ -702,6 +741,429 @@ class XiveController(InterruptController):
             raise _attr_error(exc, KVM_DEV_XIVE_GRP_SOURCE, lisn) from None
 
     # -- device tree --------------------------------------------------------------------------------------
+    # -- the guest interface: H_INT_* (hw/intc/spapr_xive.c) ------------------------------------------------
+    # Every handler answers H_FUNCTION until the guest negotiated XIVE at CAS, then checks its flags,
+    # LISN, priority and target in QEMU's order. Under KVM the same checks run in QEMU, which then
+    # programs the kernel; a KVM failure is reported and answers H_HARDWARE.
+
+    def hcall_handler(self, name: str):
+        return getattr(self, "h_" + name[2:].lower(), None)
+
+    def _lisn_error(self, lisn: int) -> int | None:
+        if lisn >= self.nr_irqs:
+            self.reports.append(f"XIVE: Unknown LISN {lisn:#x}")
+            return papr.H_P2
+        if not self.state.eas_valid(lisn):
+            self.reports.append(f"XIVE: Invalid LISN {lisn:#x}")
+            return papr.H_P2
+        return None
+
+    def _reserved(self, priority: int) -> bool:
+        return priority >= self.hv_prio
+
+    def _target_end(self, ctx: GuestContext, target: int, priority: int) -> int | None:
+        """spapr_xive_target_to_end: END index (target << 3) + priority for a present vCPU."""
+        if target not in self.tctxs:
+            return None
+        return (target << 3) + priority
+
+    def h_int_get_source_info(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, lisn = args[0], args[1]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags:
+            return (papr.H_PARAMETER,)
+        error = self._lisn_error(lisn)
+        if error:
+            return (error,)
+        out_flags = 0
+        if self.state.source.store_eoi:
+            out_flags |= SPAPR_XIVE_SRC_STORE_EOI
+        if lisn in self.state.source.lsi:  # H_INT_ESB, so KVM can re-trigger a level
+            out_flags |= SPAPR_XIVE_SRC_H_INT_ESB | SPAPR_XIVE_SRC_LSI
+        trigger = self.vc_base + (lisn << papr.XIVE_ESB_SHIFT)
+        mgmt = trigger + (1 << (papr.XIVE_ESB_SHIFT - 1))
+        esb = out_flags & SPAPR_XIVE_SRC_H_INT_ESB
+        return (papr.H_SUCCESS, out_flags, MINUS_ONE if esb else mgmt,
+                MINUS_ONE if esb else trigger, papr.XIVE_ESB_SHIFT - 1)
+
+    def h_int_set_source_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, lisn, target, priority, eisn = args[:5]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags & ~(SPAPR_XIVE_SRC_SET_EISN | SPAPR_XIVE_SRC_MASK):
+            return (papr.H_PARAMETER,)
+        error = self._lisn_error(lisn)
+        if error:
+            return (error,)
+        eas = self.state.eas(lisn)
+        if priority == 0xFF:  # resets the EAS; QEMU skips the KVM update here
+            self.state.eat[lisn] = EAS_VALID | EAS_MASKED
+            return (papr.H_SUCCESS,)
+        new = eas | EAS_MASKED if flags & SPAPR_XIVE_SRC_MASK else eas & ~EAS_MASKED
+        if self._reserved(priority):
+            self.reports.append(f"XIVE: priority {priority} is reserved")
+            return (papr.H_P4,)
+        end_idx = self._target_end(ctx, target, priority)
+        if end_idx is None:
+            return (papr.H_P3,)
+        new &= ~((EAS_END_BLOCK_MASK << EAS_END_BLOCK_SHIFT) | (EAS_END_INDEX_MASK << EAS_END_INDEX_SHIFT))
+        new |= (end_idx & EAS_END_INDEX_MASK) << EAS_END_INDEX_SHIFT
+        if flags & SPAPR_XIVE_SRC_SET_EISN:
+            new = (new & ~EAS_END_DATA_MASK) | (eisn & EAS_END_DATA_MASK)
+        if self.in_kernel:
+            failure = self._kvm_set_source_config(lisn, new)
+            if failure:
+                return (papr.H_HARDWARE,)
+        self.state.eat[lisn] = new
+        return (papr.H_SUCCESS,)
+
+    def h_int_get_source_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, lisn = args[0], args[1]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags:
+            return (papr.H_PARAMETER,)
+        error = self._lisn_error(lisn)
+        if error:
+            return (error,)
+        eas = self.state.eas(lisn)
+        end = self.state.end((eas >> EAS_END_INDEX_SHIFT) & EAS_END_INDEX_MASK)
+        nvt_idx = end[6] & END_W6_NVT_INDEX_MASK
+        target = (nvt_idx - papr.SPAPR_XIVE_NVT_BASE) & 0xFFFFFFFF
+        priority = 0xFF if eas & EAS_MASKED else (end[7] >> END_W7_F0_PRIORITY_SHIFT) & 0xFF
+        return (papr.H_SUCCESS, target, priority, eas & EAS_END_DATA_MASK)
+
+    def h_int_get_queue_info(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, target, priority = args[0], args[1], args[2]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags:
+            return (papr.H_PARAMETER,)
+        if self._reserved(priority):
+            self.reports.append(f"XIVE: priority {priority} is reserved")
+            return (papr.H_P3,)
+        end_idx = self._target_end(ctx, target, priority)
+        if end_idx is None:
+            return (papr.H_P2,)
+        end = self.state.end(end_idx)
+        qsize = ((end[0] >> END_W0_QSIZE_SHIFT) & END_W0_QSIZE_MASK) + 12 if end[0] & END_W0_ENQUEUE else 0
+        return (papr.H_SUCCESS, self.end_base + (1 << (papr.XIVE_ESB_SHIFT + 1)) * end_idx, qsize)
+
+    def h_int_set_queue_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, target, priority, qpage, qsize = args[:5]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags & ~SPAPR_XIVE_END_ALWAYS_NOTIFY:
+            return (papr.H_PARAMETER,)
+        if self._reserved(priority):
+            self.reports.append(f"XIVE: priority {priority} is reserved")
+            return (papr.H_P3,)
+        end_idx = self._target_end(ctx, target, priority)
+        if end_idx is None:
+            return (papr.H_P2,)
+        end = list(self.state.end(end_idx))
+        if qsize in (12, 16, 21, 24):
+            if qpage & ((1 << qsize) - 1):
+                self.reports.append(f"XIVE: EQ @{qpage:#x} is not naturally aligned with "
+                                    f"{1 << qsize:x}")
+                return (papr.H_P4,)
+            if not self.memory.contains(qpage, 1 << qsize):
+                self.reports.append(f"XIVE: failed to map EQ @{qpage:#x}")
+                return (papr.H_P4,)
+            end[2] = (qpage >> 32) & 0x0FFFFFFF
+            end[3] = qpage & 0xFFFFFFFF
+            end[0] |= END_W0_ENQUEUE
+            end[0] = (end[0] & ~(END_W0_QSIZE_MASK << END_W0_QSIZE_SHIFT)) | ((qsize - 12) << END_W0_QSIZE_SHIFT)
+            end[6] = nvt_cam_line(0, papr.SPAPR_XIVE_NVT_BASE + target)  # NVT block 0, index
+            end[7] = (priority & 0xFF) << END_W7_F0_PRIORITY_SHIFT
+            if flags & SPAPR_XIVE_END_ALWAYS_NOTIFY:
+                end[0] |= END_W0_UCOND_NOTIFY
+            else:
+                end[0] &= ~END_W0_UCOND_NOTIFY
+            end[1] = END_W1_GENERATION  # generation 1, page offset 0, ESn 00
+            end[0] |= END_W0_VALID
+        elif qsize == 0:
+            end = end_reset_value()  # reset the queue and disable queueing
+        else:
+            self.reports.append(f"XIVE: invalid EQ size {qsize:x}")
+            return (papr.H_P5,)
+        if self.in_kernel:
+            failure = self._kvm_set_queue_config(end_idx, end)
+            if failure:
+                return (papr.H_HARDWARE,)
+        self.state.endt[end_idx] = end
+        return (papr.H_SUCCESS,)
+
+    def h_int_get_queue_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, target, priority = args[0], args[1], args[2]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags & ~SPAPR_XIVE_END_DEBUG:
+            return (papr.H_PARAMETER,)
+        if self._reserved(priority):
+            self.reports.append(f"XIVE: priority {priority} is reserved")
+            return (papr.H_P3,)
+        end_idx = self._target_end(ctx, target, priority)
+        if end_idx is None:
+            return (papr.H_P2,)
+        end = self.state.end(end_idx)
+        out_flags = SPAPR_XIVE_END_ALWAYS_NOTIFY if end[0] & END_W0_UCOND_NOTIFY else 0
+        if end[0] & END_W0_ENQUEUE:
+            qaddr, qsize = end_qaddr(end), ((end[0] >> END_W0_QSIZE_SHIFT) & END_W0_QSIZE_MASK) + 12
+        else:
+            qaddr = qsize = 0
+        if self.in_kernel:
+            failure = self._kvm_get_queue_config(end_idx, end)
+            if failure:
+                return (papr.H_HARDWARE,)
+        offset = 0
+        if flags & SPAPR_XIVE_END_DEBUG:
+            out_flags |= (1 if end[1] & END_W1_GENERATION else 0) << 62  # QEMU's bit placement
+            offset = end[1] & END_W1_PAGE_OFF_MASK
+        return (papr.H_SUCCESS, out_flags, qaddr, qsize, offset)
+
+    def h_int_set_os_reporting_line(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        return (papr.H_FUNCTION,)  # not supported by QEMU, negotiated or not
+
+    def h_int_get_os_reporting_line(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        return (papr.H_FUNCTION,)
+
+    def h_int_esb(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, lisn, offset, data = args[:4]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags & ~SPAPR_XIVE_ESB_STORE:
+            return (papr.H_PARAMETER,)
+        error = self._lisn_error(lisn)
+        if error:
+            return (error,)
+        if offset > (1 << papr.XIVE_ESB_SHIFT):
+            return (papr.H_P3,)
+        store = bool(flags & SPAPR_XIVE_ESB_STORE)
+        if self.in_kernel:
+            return (papr.H_SUCCESS, self._kvm_esb_rw(lisn, offset, data, store))
+        addr = self.vc_base + (lisn << papr.XIVE_ESB_SHIFT) + (1 << (papr.XIVE_ESB_SHIFT - 1)) + offset
+        if not self.esb_contains(addr):
+            self.reports.append(f"XIVE: failed to access ESB @{addr:#x}")
+            return (papr.H_HARDWARE,)
+        if store:
+            self.esb_write(addr - self.vc_base, data, 8)
+            return (papr.H_SUCCESS, MINUS_ONE)
+        return (papr.H_SUCCESS, self.esb_read(addr - self.vc_base, 8))
+
+    def h_int_sync(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        flags, lisn = args[0], args[1]
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags:
+            return (papr.H_PARAMETER,)
+        error = self._lisn_error(lisn)
+        if error:
+            return (error,)
+        if self.in_kernel and self._kvm_attr(KVM_DEV_XIVE_GRP_SOURCE_SYNC, lisn, None):
+            return (papr.H_HARDWARE,)
+        return (papr.H_SUCCESS,)
+
+    def h_int_reset(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if args[0]:
+            return (papr.H_PARAMETER,)
+        self.state.reset_tables()  # cold reset of the sPAPR XIVE device
+        if self.in_kernel and self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_RESET, None):
+            return (papr.H_HARDWARE,)
+        return (papr.H_SUCCESS,)
+
+    # -- MMIO: the ESB pages at vc_base and the TIMA at tm_base ------------------------------------------
+    def esb_contains(self, addr: int) -> bool:
+        return self.vc_base <= addr < self.vc_base + (self.nr_irqs << papr.XIVE_ESB_SHIFT)
+
+    def esb_read(self, offset: int, size: int) -> int:
+        """A load at `offset` into the source ESB region (emulated, or the kernel's pages)."""
+        srcno = offset >> papr.XIVE_ESB_SHIFT
+        trigger_page = not (offset >> (papr.XIVE_ESB_SHIFT - 1)) & 1
+        if self.in_kernel:
+            return self._kvm_esb(srcno, trigger_page, offset & 0xFFF, None, size)
+        value = self.state.esb_load(srcno, trigger_page, offset & 0xFFF)
+        return value & ((1 << (8 * size)) - 1)
+
+    def esb_write(self, offset: int, value: int, size: int) -> None:
+        srcno = offset >> papr.XIVE_ESB_SHIFT
+        trigger_page = not (offset >> (papr.XIVE_ESB_SHIFT - 1)) & 1
+        if self.in_kernel:
+            self._kvm_esb(srcno, trigger_page, offset & 0xFFF, value, size)
+            return
+        self.state.esb_store(srcno, trigger_page, offset & 0xFFF)
+
+    def tima_read(self, vcpu: int, offset: int, size: int) -> int:
+        if self.in_kernel:
+            return self._kvm_tima(vcpu, offset, None, size)
+        value, error = self.tctxs[vcpu].tm_read(offset, size)
+        if error:
+            self.state.errors.append(error)
+        return value
+
+    def tima_write(self, vcpu: int, offset: int, value: int, size: int) -> None:
+        if self.in_kernel:
+            self._kvm_tima(vcpu, offset, value, size)
+            return
+        error = self.tctxs[vcpu].tm_write(offset, value, size)
+        if error:
+            self.state.errors.append(error)
+
+    def set_irq(self, irq: int, level: int) -> None:
+        """xive_source_set_irq, or under KVM a trigger store on the kernel's ESB page (after
+        recording the LSI level in QEMU's copy), as QEMU 5.0+ does."""
+        if self.in_kernel:
+            source = self.state.source
+            if irq in source.lsi:
+                source._set_asserted(irq, bool(level))
+            elif not level:
+                return
+            self._kvm_esb(irq, True, 0, 0, 8)
+            return
+        self.state.set_irq(irq, level)
+
+    def output(self, vcpu: int) -> bool:
+        if self.in_kernel:
+            return self._kvm_output(vcpu)
+        return self.tctxs[vcpu].output
+
+    # -- the kernel side (hw/intc/spapr_xive_kvm.c) ----------------------------------------------------
+    def _kvm_attr(self, group: int, attr: int, value) -> bool:
+        """kvm_device_access for a write; a failure is reported, and True is returned."""
+        try:
+            self.kvm.set_attr(self.fd, group, attr, value)
+        except KvmError as exc:
+            self.reports.append(_attr_error(exc, group, attr).message)
+            return True
+        return False
+
+    def _kvm_set_source_config(self, lisn: int, eas: int) -> bool:
+        """kvmppc_xive_set_source_config: priority b0-2, server << 3, masked << 32, EISN << 33."""
+        end_idx = (eas >> EAS_END_INDEX_SHIFT) & EAS_END_INDEX_MASK
+        server, priority = end_idx >> 3, end_idx & 7
+        word = (priority & 0x7) | ((server << 3) & 0xFFFFFFF8)
+        word |= (1 if eas & EAS_MASKED else 0) << 32
+        word |= ((eas & EAS_END_DATA_MASK) << 33) & 0xFFFFFFFE00000000
+        return self._kvm_attr(KVM_DEV_XIVE_GRP_SOURCE_CONFIG, lisn, word)
+
+    def _kvm_set_queue_config(self, end_idx: int, end: list[int]) -> bool:
+        """kvmppc_xive_set_queue_config: the 64-byte kvm_ppc_xive_eq for (server, priority)."""
+        eq = KvmPpcXiveEq()
+        if end[0] & END_W0_ENQUEUE:
+            eq.flags = 1 if end[0] & END_W0_UCOND_NOTIFY else 0
+            eq.qshift = ((end[0] >> END_W0_QSIZE_SHIFT) & END_W0_QSIZE_MASK) + 12
+            eq.qaddr = end_qaddr(end)
+            eq.qtoggle = 1 if end[1] & END_W1_GENERATION else 0
+            eq.qindex = end[1] & END_W1_PAGE_OFF_MASK
+        return self._kvm_attr(KVM_DEV_XIVE_GRP_EQ_CONFIG, end_idx, eq)
+
+    def _kvm_get_queue_config(self, end_idx: int, end: list[int]) -> bool:
+        """kvmppc_xive_get_queue_config: refresh the END's generation and index from KVM."""
+        try:
+            eq = self.kvm.get_attr(self.fd, KVM_DEV_XIVE_GRP_EQ_CONFIG, end_idx)
+        except KvmError as exc:
+            self.reports.append(f"XIVE: error getting EQ: {strerror(exc.errno)}")
+            return True
+        end[1] = (end[1] & ~(END_W1_GENERATION | END_W1_PAGE_OFF_MASK)) | \
+            (END_W1_GENERATION if eq.qtoggle else 0) | (eq.qindex & END_W1_PAGE_OFF_MASK)
+        return False
+
+    def _kvm_esb(self, srcno: int, trigger_page: bool, offset: int, value, size: int):
+        page = 2 * srcno + (0 if trigger_page else 1)
+        try:
+            answer = self.kvm.xive_esb(self.fd, page, offset, value)
+        except Sigbus as exc:
+            raise ConnectError(f"QEMU received SIGBUS on the KVM XIVE ESB mapping: {exc}") from None
+        return None if answer is None else answer & ((1 << (8 * size)) - 1)
+
+    def _kvm_esb_rw(self, lisn: int, offset: int, data: int, store: bool) -> int:
+        """kvmppc_xive_esb_rw: a load at LOAD_EOI on an LSI is SET_PQ_00 plus a re-trigger while
+        the level is held; anything else is the access itself on the mapped page."""
+        if store:
+            self._kvm_esb(lisn, False, offset, data, 8)
+            return MINUS_ONE
+        if lisn in self.state.source.lsi and offset == 0x000:
+            self._kvm_esb(lisn, False, 0xC00, None, 8)
+            if self.state.source.asserted(lisn):
+                self._kvm_esb(lisn, True, 0, 0, 8)
+            return 0
+        return self._kvm_esb(lisn, False, offset, None, 8)
+
+    def _kvm_tima(self, vcpu: int, offset: int, value, size: int):
+        try:
+            return self.kvm.xive_tima(self.fd, vcpu, offset, value, size)
+        except Sigbus as exc:
+            raise ConnectError(f"QEMU received SIGBUS on the KVM XIVE TIMA mapping: {exc}") from None
+
+    def _kvm_output(self, vcpu: int) -> bool:
+        return self.kvm.xive_output(self.fd, vcpu)
+
+    # -- VM run state and migration -------------------------------------------------------------------
+    def vm_state_change(self, running: bool) -> None:
+        """kvmppc_xive_change_state_handler: on stop, mask every source (PQ=10 unless off) keeping
+        the old PQ in QEMU's copy, then EQ_SYNC; on resume, put each PQ back, re-triggering an
+        event that was queued while stopped."""
+        if not self.in_kernel:
+            return
+        source = self.state.source
+        if running:
+            for lisn in self.state.valid_lisns():
+                pq = source.pq(lisn)
+                old = self._kvm_esb(lisn, False, 0xC00 + (pq << 8), None, 8)
+                if pq == 0b00 and old == 0b11:
+                    self._kvm_esb(lisn, True, 0, 0, 8)
+            return
+        for lisn in self.state.valid_lisns():
+            pq = self._kvm_esb(lisn, False, 0x800, None, 8)
+            if pq != 0b01:
+                pq = self._kvm_esb(lisn, False, 0xE00, None, 8)
+            source.set_pq(lisn, pq)
+        self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_EQ_SYNC, None)
+
+    def pre_save(self) -> dict:
+        """spapr-xive, xive-source and xive-tctx vmstate; from KVM the queues' generation and
+        index and each vCPU's OS ring (the VM is stopped, so PQs are in QEMU's copy)."""
+        if self.in_kernel:
+            for end_idx, end in self.state.endt.items():
+                if end[0] & END_W0_VALID:
+                    self._kvm_get_queue_config(end_idx, end)
+            for vcpu, tctx in self.tctxs.items():
+                state = self.kvm.get_vp_state(vcpu)
+                tctx.regs[0x10:0x18] = state.to_bytes(8, "big")
+        return {
+            "eat": dict(self.state.eat),
+            "endt": {idx: list(end) for idx, end in self.state.endt.items()},
+            "source": bytes(self.state.source.status),
+            "tctx": {vcpu: bytes(t.regs) for vcpu, t in self.tctxs.items()},
+        }
+
+    def post_load(self, state: dict) -> None:
+        """Load the vmstate; in KVM restore queues first, then each valid source (reset and
+        config), then the vCPU contexts (kvmppc_xive_post_load)."""
+        if set(state["tctx"]) != set(self.tctxs) or len(state["source"]) != self.nr_irqs:
+            raise ConnectError("XIVE state does not match this machine's sources and vCPUs")
+        self.state.eat = dict(state["eat"])
+        self.state.endt = {idx: list(end) for idx, end in state["endt"].items()}
+        self.state.source.status[:] = state["source"]
+        for vcpu, regs in state["tctx"].items():
+            self.tctxs[vcpu].regs[:] = regs
+            tctx = self.tctxs[vcpu]
+            tctx.output = bool(regs[0x10] & 0x80)
+        if not self.in_kernel:
+            return
+        for end_idx, end in sorted(self.state.endt.items()):
+            if end[0] & END_W0_VALID:
+                self._kvm_set_queue_config(end_idx, end)
+        for lisn in self.state.valid_lisns():
+            self._reset_source(lisn)
+            if not self.state.eas(lisn) & EAS_MASKED:
+                self._kvm_set_source_config(lisn, self.state.eas(lisn))
+        for vcpu, tctx in self.tctxs.items():
+            self.kvm.set_vp_state(vcpu, int.from_bytes(tctx.regs[0x10:0x18], "big"))
+
     def dt_node(self, nr_servers: int) -> tuple[str, dict]:
         page = papr.XIVE_TM_PAGE_SIZE
         user, os_ring = self.tm_base + 3 * page, self.tm_base + 2 * page

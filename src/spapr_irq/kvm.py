@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from .errors import KvmError
 from .host import Host
 from .kvm_xics import KernelXics, XicsErrno
+from .kvm_xive import KernelXive, Sigbus, XiveErrno
 
 # --- ABI numbers (include/uapi/linux/kvm.h, arch/powerpc/include/uapi/asm/kvm.h) ----------------------
 KVM_CAP_PPC_RTAS = 91
@@ -247,11 +248,21 @@ class XiveNativeDevice(KvmDevice):
 
     def __init__(self, kvm: "Kvm", fd: int) -> None:
         super().__init__(kvm, fd)
-        self.sources: dict[int, int] = {}  # source number -> KVM_XIVE_LEVEL_* flags
+        self.state = KernelXive(kvm.memory)
         self.nr_servers = KVM_MAX_VCPUS
         self.vp_block_allocated = False
-        self.resets = 0
         self.mappings: set[int] = set()  # mmap page offsets currently mapped
+
+    @property
+    def sources(self) -> dict[int, int]:
+        """Allocated sources and their KVM_XIVE_LEVEL_* flags."""
+        st = self.state
+        return {srcno: (KVM_XIVE_LEVEL_SENSITIVE if srcno in st.lsi else 0)
+                | (KVM_XIVE_LEVEL_ASSERTED if srcno in st.asserted else 0) for srcno in st.valid}
+
+    @property
+    def resets(self) -> int:
+        return self.state.resets
 
     def has_attr(self, group: int, attr: int) -> bool:
         if group == KVM_DEV_XIVE_GRP_CTRL:
@@ -264,12 +275,18 @@ class XiveNativeDevice(KvmDevice):
         return group == KVM_DEV_XIVE_GRP_EQ_CONFIG
 
     def set_attr(self, group: int, attr: int, value) -> None:
+        try:
+            self._set_attr(group, attr, value)
+        except XiveErrno as exc:
+            raise _errno(exc.errno) from None
+
+    def _set_attr(self, group: int, attr: int, value) -> None:
         if group == KVM_DEV_XIVE_GRP_CTRL:
             if attr == KVM_DEV_XIVE_RESET:
-                self.resets += 1
+                self.state.reset()
                 return
             if attr == KVM_DEV_XIVE_EQ_SYNC:
-                return
+                return  # flushes in-flight events (none are in flight in the model)
             if attr == KVM_DEV_XIVE_NR_SERVERS and self.kvm.host.nr_servers_attr:
                 if value == 0 or value > KVM_MAX_VCPU_IDS:
                     raise _errno(E.EINVAL)
@@ -279,16 +296,25 @@ class XiveNativeDevice(KvmDevice):
                 return
             raise _errno(E.ENXIO)
         if group == KVM_DEV_XIVE_GRP_SOURCE:
-            if not 0 <= attr < KVMPPC_XIVE_NR_IRQS:
-                raise _errno(E.E2BIG)
-            self.sources[attr] = value & (KVM_XIVE_LEVEL_SENSITIVE | KVM_XIVE_LEVEL_ASSERTED)
+            self.state.set_source(attr, value & (KVM_XIVE_LEVEL_SENSITIVE | KVM_XIVE_LEVEL_ASSERTED))
             return
-        if group in (KVM_DEV_XIVE_GRP_SOURCE_CONFIG, KVM_DEV_XIVE_GRP_EQ_CONFIG,
-                     KVM_DEV_XIVE_GRP_SOURCE_SYNC):
-            raise NotImplementedError(
-                "KVM XIVE routing attributes (SOURCE_CONFIG, EQ_CONFIG, SOURCE_SYNC) come with the "
-                "XIVE delivery model (issue 4)"
-            )
+        if group == KVM_DEV_XIVE_GRP_SOURCE_CONFIG:
+            self.state.set_source_config(attr, value)
+            return
+        if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
+            self.state.set_queue_config(attr, value)
+            return
+        if group == KVM_DEV_XIVE_GRP_SOURCE_SYNC:
+            self.state.source_sync(attr)
+            return
+        raise _errno(E.ENXIO)
+
+    def get_attr(self, group: int, attr: int):
+        if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
+            try:
+                return self.state.get_queue_config(attr)
+            except XiveErrno as exc:
+                raise _errno(exc.errno) from None
         raise _errno(E.ENXIO)
 
     def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
@@ -296,6 +322,7 @@ class XiveNativeDevice(KvmDevice):
             raise _errno(E.EINVAL)
         self.vp_block_allocated = True
         vcpu.attach(self, server)
+        self.state.connect_vcpu(server)
 
     def mmap(self, pgoff: int, npages: int) -> None:
         if pgoff == KVM_XIVE_TIMA_PAGE_OFFSET and npages <= 4:
@@ -308,6 +335,7 @@ class XiveNativeDevice(KvmDevice):
 
     def release(self) -> None:
         self.mappings.clear()
+        self.state = KernelXive(self.kvm.memory)
         super().release()
 
 
@@ -356,6 +384,10 @@ class Kvm:
         #: kvm_arch_init() caches KVM_CAP_PPC_IRQ_XIVE once; see arch_init().
         self.cap_xive = 0
         self._clock = 0
+        self.memory = None  # guest RAM, given by set_user_memory (KVM_SET_USER_MEMORY_REGION)
+
+    def set_user_memory(self, memory) -> None:
+        self.memory = memory
 
     def arch_init(self) -> None:
         """kvm_arch_init: ask the VM fd for KVM_CAP_PPC_IRQ_XIVE once (a failed ioctl reads 0)."""
@@ -505,6 +537,21 @@ class Kvm:
         device, server = self._xics_presenter("get_one_reg", vcpu_id, reg)
         return device.state.get_icp(server)
 
+    def set_vp_state(self, vcpu_id: int, value: int) -> None:
+        """KVM_SET_ONE_REG KVM_REG_PPC_VP_STATE: the vCPU's XIVE OS ring words 0-1."""
+        self._enter("set_one_reg", f"set_one_reg(vcpu {vcpu_id}, VP_STATE, {value:#x})")
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None or not isinstance(vcpu.device, XiveNativeDevice):
+            raise KvmError("set_one_reg", E.EPERM if vcpu else E.EBADF)
+        vcpu.device.state.set_vp_state(vcpu.server, value)
+
+    def get_vp_state(self, vcpu_id: int) -> int:
+        self._enter("get_one_reg", f"get_one_reg(vcpu {vcpu_id}, VP_STATE)")
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None or not isinstance(vcpu.device, XiveNativeDevice):
+            raise KvmError("get_one_reg", E.EPERM if vcpu else E.EBADF)
+        return vcpu.device.state.get_vp_state(vcpu.server)
+
     def _xics_presenter(self, call: str, vcpu_id: int, reg: int) -> tuple[XicsDevice, int]:
         vcpu = self.vcpus.get(vcpu_id)
         if vcpu is None:
@@ -578,6 +625,33 @@ class Kvm:
         except XicsErrno:
             return (-3,)
         return (0,)
+
+    def xive_esb(self, fd: int, page: int, offset: int, value: int | None) -> int | None:
+        """A load (value None) or store on page `page` of the XIVE device's ESB mapping."""
+        device = self._xive_mapped(fd, KVM_XIVE_ESB_PAGE_OFFSET)
+        return device.state.esb(page, offset, value)
+
+    def xive_tima(self, fd: int, vcpu_id: int, offset: int, value: int | None, size: int):
+        """A load or store on the XIVE device's TIMA mapping, from `vcpu_id` (its pushed VP)."""
+        device = self._xive_mapped(fd, KVM_XIVE_TIMA_PAGE_OFFSET)
+        vcpu = self.vcpus.get(vcpu_id)
+        if vcpu is None or vcpu.device is not device:
+            raise Sigbus(f"vCPU {vcpu_id} has no XIVE context in KVM")
+        return device.state.tima(vcpu.server, offset, value, size)
+
+    def xive_output(self, fd: int, vcpu_id: int) -> bool:
+        device = self.fds.get(fd)
+        vcpu = self.vcpus.get(vcpu_id)
+        if not isinstance(device, XiveNativeDevice) or vcpu is None or vcpu.device is not device:
+            return False
+        tctx = device.state.router.tctxs.get(vcpu.server)
+        return bool(tctx and tctx.output)
+
+    def _xive_mapped(self, fd: int, pgoff: int) -> "XiveNativeDevice":
+        device = self.fds.get(fd)
+        if not isinstance(device, XiveNativeDevice) or pgoff not in device.mappings:
+            raise Sigbus(f"no XIVE mapping at page offset {pgoff}")
+        return device
 
     def irq_line(self, irq: int, level: int) -> None:
         """KVM_IRQ_LINE into the in-kernel XICS."""

@@ -229,6 +229,7 @@ class Machine:
             if self._faults is not None:
                 self.kvm.faults = self._faults
             self.kvm.arch_init()
+            self.kvm.set_user_memory(self.memory)
         self._irq_init()
         self._init_ov5()
         self._create_vcpus()
@@ -347,7 +348,8 @@ class Machine:
             made.append(f"ICS ({nr_irqs:#x} sources from {papr.XICS_IRQ_BASE:#x})")
         if mode_has_xive(self.mode):
             nr_servers = config.nr_servers
-            self.xive = XiveController(papr.XIVE_NR_IRQS, nr_servers << 3, config.max_cpus)
+            self.xive = XiveController(papr.XIVE_NR_IRQS, nr_servers << 3, config.max_cpus,
+                                        self.memory)
             for i in range(nr_servers):
                 self.xive.claim(papr.SPAPR_IRQ_IPI + i, lsi=False)
             made.append(f"sPAPR XIVE ({papr.XIVE_NR_IRQS:#x} sources, {nr_servers << 3} ENDs, "
@@ -753,22 +755,39 @@ class Machine:
         self._check_vcpu(vcpu)
         if size not in (1, 2, 4, 8):
             raise MachineError(f"MMIO access size {size} is not 1, 2, 4 or 8", stage="mmio")
+        if not isinstance(addr, int) or not 0 <= addr < (1 << 64):
+            raise MachineError(f"MMIO address {addr!r} is not a 64-bit address", stage="mmio")
         return self._xive_region(addr)
 
     def mmio_read(self, vcpu: int, addr: int, size: int) -> int:
-        """A load from `vcpu`; unassigned addresses read all ones, as on the platform."""
+        """A load from `vcpu`: the XIVE ESB pages and TIMA when XIVE is active; unassigned
+        addresses read all ones, as on the platform."""
         region = self._mmio_region(vcpu, addr, size)
-        if region:
-            raise NotImplementedError(f"XIVE {region} MMIO loads are the XIVE delivery model "
-                                      "(issue 4)")
+        if region == "ESB":
+            return self._xive_call(self.xive.esb_read, addr - self.xive.vc_base, size)
+        if region == "TIMA":
+            return self._xive_call(self.xive.tima_read, vcpu, addr - self.xive.tm_base, size)
         return (1 << (8 * size)) - 1
 
     def mmio_write(self, vcpu: int, addr: int, size: int, value: int) -> None:
         """A store from `vcpu`; unassigned addresses ignore it."""
         region = self._mmio_region(vcpu, addr, size)
-        if region:
-            raise NotImplementedError(f"XIVE {region} MMIO stores are the XIVE delivery model "
-                                      "(issue 4)")
+        value &= (1 << (8 * size)) - 1
+        if region == "ESB":
+            self._xive_call(self.xive.esb_write, addr - self.xive.vc_base, value, size)
+        elif region == "TIMA":
+            self._xive_call(self.xive.tima_write, vcpu, addr - self.xive.tm_base, value, size)
+
+    def _xive_call(self, fn, *args):
+        """In-kernel XIVE pages the kernel does not map (TIMA HW/HV/user pages) SIGBUS QEMU."""
+        try:
+            return fn(*args)
+        except ConnectError as exc:
+            return self._guarded("mmio", self._raise, MachineError(exc.message, exc.hints, "mmio"))
+
+    @staticmethod
+    def _raise(exc):
+        raise exc
 
     def set_irq(self, irq: int, level: int) -> None:
         """A device line into the active controller: an MSI fires on a non-zero level, an LSI
@@ -776,8 +795,6 @@ class Machine:
         self._require_running("raise an IRQ")
         if not isinstance(irq, int) or not any(self.irq_claimed(irq).values()):
             raise MachineError(f"IRQ {irq!r} is not claimed", stage="irq")
-        if self.active is self.xive:
-            raise NotImplementedError("XIVE delivery of device interrupts comes with issue 4")
         try:
             self.active.set_irq(irq, level)
         except ConnectError as exc:
@@ -795,7 +812,7 @@ class Machine:
                 return bool(icp and icp.out_ee)
             return self.xics.icps[vcpu].output
         if self.active is self.xive and self.xive is not None:
-            return bool(self.xive.tctxs[vcpu].regs[0x10] & 0x80)
+            return self.xive.output(vcpu)
         return False
 
     # ====================================================================================================

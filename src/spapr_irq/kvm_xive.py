@@ -1,0 +1,226 @@
+"""The in-kernel XIVE as Linux KVM drives it (arch/powerpc/kvm/book3s_xive_native.c, spec/linux.md
+A.4): the KVM_DEV_TYPE_XIVE device's sources, event queues and virtual processors.
+
+Behind the device is the XIVE hardware, so the same router as QEMU's emulation (:mod:`xive`) does
+the presenting here; what differs is how it is configured: every guest source is backed by a
+hardware IPI (so its ESB pages have MSI semantics and an LSI level lives in the source state),
+priority 7 is the escalation queue and refused, only 64K queues with unconditional notification
+are accepted, a source routed to a vCPU without a queue goes to another vCPU, and a vCPU's OS ring
+starts with CPPR 0 and ACK_CNT 0xff.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from dataclasses import dataclass
+
+from .xive import (EAS_END_INDEX_SHIFT, EAS_MASKED, EAS_VALID, END_W0_ENQUEUE, END_W0_QSIZE_SHIFT,
+                   END_W0_UCOND_NOTIFY, END_W0_VALID, END_W1_GENERATION, END_W1_PAGE_OFF_MASK,
+                   END_W7_F0_PRIORITY_SHIFT, TM_QW1_OS, XIVE_ESB_OFF, XiveRouter, XiveTCTX,
+                   nvt_cam_line)
+
+KVMPPC_XIVE_NR_IRQS = 1 << 20
+NVT_BASE = 0x400  # the model keeps QEMU's NVT numbering for the hardware VPs (CAMs are not
+#                   visible to the guest: the OS page gives no access to word 2)
+MASKED = 0xFF
+
+KVM_XIVE_SOURCE_PRIORITY_MASK = 0x7
+KVM_XIVE_SOURCE_SERVER_SHIFT, KVM_XIVE_SOURCE_SERVER_MASK = 3, 0xFFFFFFF8
+KVM_XIVE_SOURCE_MASKED_SHIFT = 32
+KVM_XIVE_SOURCE_EISN_SHIFT, KVM_XIVE_SOURCE_EISN_MASK = 33, 0xFFFFFFFE00000000
+KVM_XIVE_EQ_PRIORITY_MASK = 0x7
+KVM_XIVE_EQ_SERVER_SHIFT = 3
+KVM_XIVE_EQ_ALWAYS_NOTIFY = 0x1
+KVM_XIVE_LEVEL_SENSITIVE, KVM_XIVE_LEVEL_ASSERTED = 0x1, 0x2
+
+
+class XiveErrno(Exception):
+    def __init__(self, errno: int) -> None:
+        self.errno = errno
+
+
+class Sigbus(Exception):
+    """A guest access to a page of the KVM mapping that the kernel does not back."""
+
+
+@dataclass
+class KvmPpcXiveEq:
+    """struct kvm_ppc_xive_eq (64 bytes: flags, qshift, qaddr, qtoggle, qindex, padding)."""
+
+    flags: int = 0
+    qshift: int = 0
+    qaddr: int = 0
+    qtoggle: int = 0
+    qindex: int = 0
+
+
+def prio_from_guest(priority: int) -> int:
+    """xive_prio_from_guest: 0-5 and 0xff kept, anything else becomes 6."""
+    return priority if priority <= 5 or priority == MASKED else 6
+
+
+class KernelXive:
+    """The XIVE native device of one VM."""
+
+    def __init__(self, memory) -> None:
+        self.router = XiveRouter(KVMPPC_XIVE_NR_IRQS, 1 << 24, memory)
+        self.router.source.reset_pq = XIVE_ESB_OFF
+        self.valid: set[int] = set()
+        self.lsi: set[int] = set()
+        self.asserted: set[int] = set()
+        self.config: dict[int, tuple[int, int, int]] = {}  # srcno -> (server, priority, eisn)
+        self.queues: dict[int, KvmPpcXiveEq] = {}  # (server << 3 | priority) -> guest EQ config
+        self.servers: set[int] = set()
+        self.memory = memory
+        self.resets = 0
+
+    # -- vCPUs ---------------------------------------------------------------------------------------------
+    def connect_vcpu(self, server: int) -> None:
+        tctx = XiveTCTX(server)
+        tctx.regs[TM_QW1_OS:TM_QW1_OS + 8] = (0x00000000FF000000).to_bytes(8, "big")
+        tctx.set_os_cam(nvt_cam_line(0, NVT_BASE + server))
+        self.router.tctxs[server] = tctx
+        self.servers.add(server)
+
+    def get_vp_state(self, server: int) -> int:
+        """KVM_REG_PPC_VP_STATE: OS ring words 0-1 (NSR CPPR IPB LSMFB, ACK_CNT INC AGE PIPR)."""
+        regs = self.router.tctxs[server].regs
+        return int.from_bytes(regs[TM_QW1_OS:TM_QW1_OS + 8], "big")
+
+    def set_vp_state(self, server: int, value: int) -> None:
+        tctx = self.router.tctxs[server]
+        tctx.regs[TM_QW1_OS:TM_QW1_OS + 8] = (value & ((1 << 64) - 1)).to_bytes(8, "big")
+        tctx.notify(TM_QW1_OS)
+
+    # -- KVM_DEV_XIVE_GRP_SOURCE ------------------------------------------------------------------------
+    def set_source(self, srcno: int, flags: int) -> None:
+        """Allocate (or reset) a source: its IPI masked with PQ=01, its EAS masked."""
+        if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
+            raise XiveErrno(E.E2BIG)
+        self.valid.add(srcno)
+        (self.lsi.add if flags & KVM_XIVE_LEVEL_SENSITIVE else self.lsi.discard)(srcno)
+        (self.asserted.add if flags & KVM_XIVE_LEVEL_ASSERTED else self.asserted.discard)(srcno)
+        self.router.source.set_pq(srcno, XIVE_ESB_OFF)
+        self.router.eat[srcno] = EAS_VALID | EAS_MASKED
+        self.config[srcno] = (0, MASKED, 0)
+
+    # -- KVM_DEV_XIVE_GRP_SOURCE_CONFIG -----------------------------------------------------------------
+    def set_source_config(self, srcno: int, value: int) -> None:
+        if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
+            raise XiveErrno(E.ENOENT)
+        if srcno not in self.valid:
+            raise XiveErrno(E.EINVAL)
+        priority = value & KVM_XIVE_SOURCE_PRIORITY_MASK
+        server = (value & KVM_XIVE_SOURCE_SERVER_MASK) >> KVM_XIVE_SOURCE_SERVER_SHIFT
+        masked = (value >> KVM_XIVE_SOURCE_MASKED_SHIFT) & 1
+        eisn = (value & KVM_XIVE_SOURCE_EISN_MASK) >> KVM_XIVE_SOURCE_EISN_SHIFT
+        if priority != prio_from_guest(priority):
+            raise XiveErrno(E.EINVAL)  # "invalid priority for queue %d for VCPU %d"
+        if self.config.get(srcno) == (server, priority, eisn):
+            return
+        if priority != MASKED and not masked:
+            server = self._select_target(server, priority)
+            self.config[srcno] = (server, priority, eisn)
+            end_idx = (server << 3) | priority
+            self.router.eat[srcno] = EAS_VALID | (end_idx << EAS_END_INDEX_SHIFT) | eisn
+        else:
+            self.config[srcno] = (0, MASKED, 0)
+            self.router.eat[srcno] = EAS_VALID | EAS_MASKED
+
+    def _select_target(self, server: int, priority: int) -> int:
+        """kvmppc_xive_select_target: the server if its queue exists, else any vCPU's that does."""
+        if server not in self.servers:
+            raise XiveErrno(E.EINVAL)
+        if (server << 3) | priority in self.queues:
+            return server
+        for other in sorted(self.servers):
+            if (other << 3) | priority in self.queues:
+                return other
+        raise XiveErrno(E.EBUSY)
+
+    def source_sync(self, srcno: int) -> None:
+        if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
+            raise XiveErrno(E.ENOENT)
+        if srcno not in self.valid:
+            raise XiveErrno(E.EINVAL)
+
+    # -- KVM_DEV_XIVE_GRP_EQ_CONFIG ------------------------------------------------------------------------
+    def set_queue_config(self, eq_idx: int, eq: KvmPpcXiveEq) -> None:
+        priority = eq_idx & KVM_XIVE_EQ_PRIORITY_MASK
+        server = eq_idx >> KVM_XIVE_EQ_SERVER_SHIFT
+        if server not in self.servers:
+            raise XiveErrno(E.ENOENT)
+        if priority != prio_from_guest(priority):
+            raise XiveErrno(E.EINVAL)  # "Trying to restore invalid queue %d for VCPU %d"
+        end_idx = (server << 3) | priority
+        if not eq.qshift:
+            self.queues.pop(end_idx, None)
+            self.router.endt.pop(end_idx, None)
+            return
+        if eq.flags != KVM_XIVE_EQ_ALWAYS_NOTIFY:
+            raise XiveErrno(E.EINVAL)  # END ESB coalescing is not supported
+        if eq.qshift != 16:
+            raise XiveErrno(E.EINVAL)  # only 64K queues
+        if eq.qaddr & ((1 << eq.qshift) - 1):
+            raise XiveErrno(E.EINVAL)  # "queue page is not aligned"
+        if not self.memory.contains(eq.qaddr, 1 << eq.qshift):
+            raise XiveErrno(E.EINVAL)  # "Couldn't get queue page"
+        toggle, index = 1, 0
+        if eq.qtoggle != 1 or eq.qindex != 0:  # restore the queue state only when asked
+            toggle, index = eq.qtoggle & 1, eq.qindex & END_W1_PAGE_OFF_MASK
+        self.queues[end_idx] = KvmPpcXiveEq(eq.flags, eq.qshift, eq.qaddr)
+        self.router.endt[end_idx] = [
+            END_W0_VALID | END_W0_ENQUEUE | END_W0_UCOND_NOTIFY | ((eq.qshift - 12) << END_W0_QSIZE_SHIFT),
+            (END_W1_GENERATION if toggle else 0) | index,
+            (eq.qaddr >> 32) & 0x0FFFFFFF, eq.qaddr & 0xFFFFFFFF, 0, 0,
+            nvt_cam_line(0, NVT_BASE + server), priority << END_W7_F0_PRIORITY_SHIFT,
+        ]
+
+    def get_queue_config(self, eq_idx: int) -> KvmPpcXiveEq:
+        priority = eq_idx & KVM_XIVE_EQ_PRIORITY_MASK
+        server = eq_idx >> KVM_XIVE_EQ_SERVER_SHIFT
+        if server not in self.servers:
+            raise XiveErrno(E.ENOENT)
+        if priority != prio_from_guest(priority):
+            raise XiveErrno(E.EINVAL)
+        end_idx = (server << 3) | priority
+        queue = self.queues.get(end_idx)
+        if queue is None:
+            return KvmPpcXiveEq()
+        end = self.router.endt[end_idx]
+        return KvmPpcXiveEq(KVM_XIVE_EQ_ALWAYS_NOTIFY, queue.qshift, queue.qaddr,
+                            1 if end[1] & END_W1_GENERATION else 0, end[1] & END_W1_PAGE_OFF_MASK)
+
+    # -- KVM_DEV_XIVE_GRP_CTRL -----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """KVM_DEV_XIVE_RESET: every queue released; every routed source masked with PQ=01."""
+        self.resets += 1
+        self.queues.clear()
+        self.router.endt.clear()
+        for srcno in sorted(self.valid):
+            if self.config.get(srcno, (0, MASKED, 0))[1] != MASKED:
+                self.config[srcno] = (0, MASKED, 0)
+                self.router.source.set_pq(srcno, XIVE_ESB_OFF)
+                self.router.eat[srcno] = EAS_VALID | EAS_MASKED
+
+    # -- the mapped pages ----------------------------------------------------------------------------------
+    def esb(self, page: int, offset: int, value: int | None) -> int | None:
+        """An access to ESB page `page` of the mapping (srcno = page // 2, even = trigger)."""
+        srcno, trigger_page = page >> 1, not page & 1
+        if srcno not in self.valid:
+            raise Sigbus(f"ESB page of unknown source {srcno:#x}")
+        if value is None:
+            return self.router.esb_load(srcno, trigger_page, offset)
+        self.router.esb_store(srcno, trigger_page, offset)
+        return None
+
+    def tima(self, server: int, offset: int, value: int | None, size: int) -> int | None:
+        """The TIMA mapping: only page 2 (the OS ring) is backed."""
+        page = offset >> 16
+        if page != 2:
+            raise Sigbus(f"TIMA page {page} is not mapped by KVM")
+        tctx = self.router.tctxs[server]
+        if value is None:
+            return tctx.tm_read(offset, size)[0]
+        tctx.tm_write(offset, value, size)
+        return None
