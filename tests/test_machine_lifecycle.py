@@ -350,13 +350,13 @@ def test_failed_kvm_push_of_a_claimed_xics_source_is_reported_and_the_claim_stan
     machine.kvm.faults.fail(errno.EINVAL, call="set_attr")
     machine.claim_irq(0x1500)
     assert machine.irq_claimed(0x1500) == {"xics": True}
-    assert machine.reports == ["KVM_SET_DEVICE_ATTR failed: Group 1 attr 0x00001500: Invalid argument"]
+    assert machine.reports == ["KVM_SET_DEVICE_ATTR failed: Group 1 attr 0x0000000000001500: Invalid argument"]
 
 
 def test_failed_kvm_source_reset_fails_a_xive_claim_and_changes_nothing():
     machine = make(f"-M pseries,ic-mode=xive {P9}")
     machine.kvm.faults.fail(errno.EINVAL, call="set_attr")
-    with pytest.raises(MachineError, match="Group 2 attr 0x00001500"):
+    with pytest.raises(MachineError, match="Group 2 attr 0x0000000000001500"):
         machine.claim_irq(0x1500)
     assert machine.irq_claimed(0x1500) == {"xive": False}
     assert machine.runstate == "running"

@@ -92,10 +92,11 @@ class ClaimError(SpaprIrqError):
     """An IRQ number could not be claimed."""
 
 
-def _attr_error(exc: KvmError, group: int, attr: int) -> ConnectError:
-    """QEMU's kvm_device_access() text."""
+def _attr_error(exc: KvmError, group: int, attr: int, write: bool = True) -> ConnectError:
+    """QEMU's kvm_device_access() text: the attribute as 0x%016 PRIx64."""
     return ConnectError(
-        f"KVM_SET_DEVICE_ATTR failed: Group {group} attr {attr:#010x}: {strerror(exc.errno)}"
+        f"KVM_{'SET' if write else 'GET'}_DEVICE_ATTR failed: Group {group} "
+        f"attr 0x{attr:016x}: {strerror(exc.errno)}"
     )
 
 
@@ -140,6 +141,9 @@ class InterruptController:
 
     def rtas_handler(self, name: str):
         return None
+
+    def vm_state_change(self, running: bool) -> None:
+        """The VM change-state handler; only the in-kernel XIVE registers one."""
 
 
 # ==========================================================================================================
@@ -1065,7 +1069,9 @@ class XiveController(InterruptController):
         try:
             eq = self.kvm.get_attr(self.fd, KVM_DEV_XIVE_GRP_EQ_CONFIG, end_idx)
         except KvmError as exc:
-            self.reports.append(f"XIVE: error getting EQ: {strerror(exc.errno)}")
+            # kvm_device_access() text, as error_report_err prints it (KVM_GET_DEVICE_ATTR)
+            self.reports.append(_attr_error(exc, KVM_DEV_XIVE_GRP_EQ_CONFIG, end_idx,
+                                            write=False).message)
             return True
         end[1] = (end[1] & ~(END_W1_GENERATION | END_W1_PAGE_OFF_MASK)) | \
             (END_W1_GENERATION if eq.qtoggle else 0) | (eq.qindex & END_W1_PAGE_OFF_MASK)
