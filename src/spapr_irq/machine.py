@@ -213,6 +213,32 @@ class Machine:
         if self.runstate != "running":
             raise StateError(f"cannot {what}: the machine is {self.runstate}")
 
+    # ====================================================================================================
+    # Run state (QMP stop / cont)
+    # ====================================================================================================
+    def stop(self) -> None:
+        """Pause the vCPUs (QMP `stop`). An in-kernel XIVE masks its sources and syncs its queues
+        so the state can be saved; devices may still raise lines while paused."""
+        self._require_running("stop")
+        self._guarded("stop", self._run_state_changed, False)
+        self.runstate = "paused"
+        self._step("runstate", "paused")
+
+    def cont(self) -> None:
+        """Resume the vCPUs (QMP `cont`): sources get their saved PQ back, events that arrived
+        while paused are re-triggered."""
+        if self.runstate != "paused":
+            raise StateError(f"cannot continue: the machine is {self.runstate}")
+        self._guarded("cont", self._run_state_changed, True)
+        self.runstate = "running"
+        self._step("runstate", "running")
+
+    def _run_state_changed(self, running: bool) -> None:
+        """The VM change-state handlers: only a controller connected to KVM registers one."""
+        for intc in self._controllers():
+            if intc.in_kernel:
+                intc.vm_state_change(running)
+
     # ---------------------------------------------------------------------------------------------------
     def _init(self) -> None:
         config, host = self.config, self.host
@@ -792,7 +818,8 @@ class Machine:
     def set_irq(self, irq: int, level: int) -> None:
         """A device line into the active controller: an MSI fires on a non-zero level, an LSI
         follows it (spapr_qirq -> the active controller's set_irq)."""
-        self._require_running("raise an IRQ")
+        if self.runstate not in ("running", "paused"):
+            raise StateError(f"cannot raise an IRQ: the machine is {self.runstate}")
         if not isinstance(irq, int) or not any(self.irq_claimed(irq).values()):
             raise MachineError(f"IRQ {irq!r} is not claimed", stage="irq")
         try:
