@@ -243,13 +243,13 @@ TM_SPC_ACK_OS_REG, TM_QW1_OS_CPPR = 0x810, 0x11
 class _XiveSource:
     """What Linux keeps per interrupt (struct xive_irq_data)."""
 
-    __slots__ = ("lisn", "kind", "flags", "eoi_page", "trig_page", "eisn", "saved_p", "masked",
-                 "server", "priority")
+    __slots__ = ("lisn", "kind", "flags", "eoi_page", "trig_page", "eisn", "saved_p", "stale_p",
+                 "masked", "server", "priority")
 
     def __init__(self, lisn, kind, flags, eoi_page, trig_page, eisn):
         self.lisn, self.kind, self.flags = lisn, kind, flags
         self.eoi_page, self.trig_page, self.eisn = eoi_page, trig_page, eisn
-        self.saved_p, self.masked, self.server, self.priority = False, True, 0, 0
+        self.saved_p, self.stale_p, self.masked, self.server, self.priority = False, False, True, 0, 0
 
 
 class _XiveQueue:
@@ -352,8 +352,11 @@ class XiveDriver:
                     source.eisn)
 
     def _unmask(self, source: _XiveSource) -> None:
-        """Load SET_PQ_10 if a P was saved at mask time, else SET_PQ_00."""
+        """Load SET_PQ_10 if a P was saved at mask time (its event still sits in a queue), else
+        SET_PQ_00 (xive_do_source_set_mask)."""
         self._esb_load(self.m.vcpus[0], source, 0xE00 if source.saved_p else 0xC00)
+        if not source.saved_p:
+            source.stale_p = False
         source.saved_p, source.masked = False, False
 
     def startup(self, lisn: int, server: int, priority: int | None = None, lsi: bool = False) -> None:
@@ -368,13 +371,23 @@ class XiveDriver:
         self._unmask(source)
 
     def mask(self, lisn: int) -> None:
+        """disable_irq: SET_PQ_01; a P that is not stale (its event was not handled while masked)
+        is saved. Disabling a disabled IRQ touches nothing."""
         source = self.sources[lisn]
+        if source.masked:
+            return
         old = self._esb_load(self.m.vcpus[0], source, 0xD00)
-        source.saved_p = bool(old & 0x2) and old != MINUS_ONE
+        if not source.stale_p and old != MINUS_ONE and old & 0x2:
+            source.saved_p = True
+        source.stale_p = False
         source.masked = True
 
     def unmask(self, lisn: int, server: int, priority: int | None = None) -> None:
+        """enable_irq, routing the IRQ first if asked; the kernel refuses an unbalanced enable."""
         source = self.sources[lisn]
+        if not source.masked:
+            self.warnings.append(f"Unbalanced enable for IRQ {lisn}")
+            return
         priority = source.priority if priority is None else priority
         if (server, priority) != (source.server, source.priority):
             self.ensure_queue(server, priority)
@@ -382,11 +395,9 @@ class XiveDriver:
         self._unmask(source)
 
     def set_affinity(self, lisn: int, server: int) -> None:
+        """xive_irq_set_affinity: route to the new target, masked or not (masking is the PQ's)."""
         source = self.sources[lisn]
         self.ensure_queue(server, source.priority)
-        if source.masked:
-            source.server = server  # applied at unmask
-            return
         self._configure(source, server, source.priority)
 
     def send_ipi(self, sender: int, target: int) -> None:
@@ -444,12 +455,15 @@ class XiveDriver:
             return Handled(vcpu, "unexpected", eisn)
         if source.kind == "lsi":
             self.m.set_irq(source.lisn, 0)  # the device handler acks its device
-        if source.flags & XIVE_SRC_LSI:
+        if source.masked:
+            source.stale_p = True  # xive_irq_eoi: a disabled IRQ gets no source EOI
+        elif source.flags & XIVE_SRC_LSI:
             self._esb_load(vcpu, source, 0x000)  # the EOI cycle re-triggers a held level
         else:
             old = self._esb_load(vcpu, source, 0xC00)
             if old != MINUS_ONE and old & XIVE_ESB_VAL_Q:
                 self._trigger(vcpu, source)
+        source.saved_p = False  # no longer occupies a queue slot
         handled = Handled(vcpu, source.kind, source.lisn)
         self.handled.append(handled)
         return handled
