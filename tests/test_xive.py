@@ -1090,6 +1090,55 @@ def test_pulled_context_is_no_longer_dispatched():
     assert r.errors == [f"XIVE: NVT 0/{NVT_IDX:x} is not dispatched"]
 
 
+def test_pull_os_ctx_lowers_the_os_line():
+    """PULL_OS_CTX lowers the OS interrupt line but keeps NSR, IPB and PIPR (xive_tm_pull_os_ctx)."""
+    ctx = tctx(cppr=0xFF)
+    ctx.ipb_update(PRIO)
+    assert ctx.output
+    nsr, ipb, pipr = ctx.regs[NSR], ctx.regs[IPB], ctx.regs[PIPR]
+    assert ctx.tm_read(HV | PULL_OS_CTX, 4) == (VO | NVT_IDX, None)
+    assert not ctx.output
+    assert (nsr, ipb, pipr) == (0x80, priority_to_ipb(PRIO), PRIO)
+    assert (ctx.regs[NSR], ctx.regs[IPB], ctx.regs[PIPR]) == (nsr, ipb, pipr)
+
+
+def test_push_os_ctx_with_vo_re_raises_the_line_of_a_pending_interrupt():
+    """Pull then push of the same context: the still-pending interrupt raises the line again."""
+    ctx = tctx(cppr=0xFF)
+    ctx.ipb_update(PRIO)
+    ctx.tm_read(HV | PULL_OS_CTX, 4)
+    assert ctx.tm_write(HV | 0x18, VO | NVT_IDX, 4) is None
+    assert ctx.output and ctx.regs[NSR] == 0x80 and ctx.regs[PIPR] == PRIO
+
+
+def test_push_os_ctx_with_vo_recomputes_pipr_from_a_restored_ipb():
+    """An IPB restored by a raw HV store leaves PIPR stale; pushing with VO recomputes it and notifies."""
+    ctx = XiveTCTX(VCPU)
+    # raw HV store of OS ring word 0: NSR 0, CPPR 0xff, IPB bit(PRIO), LSMFB 0xff (PIPR is read-only)
+    assert ctx.tm_write(HV | OS_RING, 0x00_FF_00_FF | (priority_to_ipb(PRIO) << 8), 4) is None
+    assert ctx.regs[PIPR] == 0xFF and not ctx.output
+    assert ctx.tm_write(HV | 0x18, VO | NVT_IDX, 4) is None
+    assert ctx.regs[PIPR] == PRIO
+    assert ctx.regs[NSR] == 0x80 and ctx.output
+
+
+def test_push_os_ctx_without_vo_does_not_recompute_nor_notify():
+    """A push with VO clear only writes word 2: no resend (xive_tm_push_os_ctx checks VO)."""
+    ctx = XiveTCTX(VCPU)
+    ctx.tm_write(HV | OS_RING, 0x00_FF_00_FF | (priority_to_ipb(PRIO) << 8), 4)
+    assert ctx.tm_write(HV | 0x18, NVT_IDX, 4) is None
+    assert ctx.os_cam == NVT_IDX
+    assert ctx.regs[PIPR] == 0xFF and ctx.regs[NSR] == 0 and not ctx.output
+
+
+@pytest.mark.parametrize("byte", [0x80, 0x85, 0x05, 0xFF])
+def test_vt_poll_returns_the_whole_phys_word2_byte(byte):
+    """The 1-byte HV load at 0x38 returns the PHYS word-2 byte & 0xff (xive_tm_vt_poll), not just VT."""
+    ctx = XiveTCTX(VCPU)
+    assert ctx.tm_write(HV | 0x38, byte, 1) is None
+    assert ctx.tm_read(HV | 0x38, 1) == (byte, None)
+
+
 @pytest.mark.parametrize("offset, size", [
     (0x800, 8), (0x800, 4), (ACK_OS_REG, 4), (ACK_OS_REG, 1), (0x830, 2), (0xC10, 8), (0xFF8, 8),
 ])

@@ -235,6 +235,7 @@ class Event:
 
 XIVE_SRC_H_INT_ESB, XIVE_SRC_LSI, XIVE_SRC_TRIGGER, XIVE_SRC_STORE_EOI = 0x8, 0x4, 0x2, 0x1
 XIVE_ESB_VAL_Q = 0x1
+XIVE_BAD_IRQ = 0x7FFFFFFF  # the EISN of an unrouted source; dropped if ever popped
 IPI_EISN = 0x10  # the Linux irq number of the IPIs; device EISNs start above it
 QUEUE_AREA = 0x1000_0000  # where this guest keeps its event queues (64K each)
 TM_SPC_ACK_OS_REG, TM_QW1_OS_CPPR = 0x810, 0x11
@@ -299,17 +300,50 @@ class XiveDriver:
 
     # -- boot ----------------------------------------------------------------------------------------------
     def init(self) -> None:
-        for vcpu in self.m.vcpus:
-            self.ensure_queue(vcpu, self.priority)
-            self.cppr[vcpu] = 0xFF
+        """xive_core_init on the boot CPU (queue, CPPR 0xff, IPI), then each secondary as it
+        comes up (xive_smp_prepare_cpu: queue and IPI; xive_smp_setup_cpu: CPPR 0xff)."""
+        for n, vcpu in enumerate(self.m.vcpus):
             self.pending[vcpu] = 0
-            self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0xFF)
+            self.ensure_queue(vcpu, self.priority)
+            if n == 0:
+                self._open_cppr(vcpu)
+            self._setup_ipi(vcpu)
+            if n:
+                self._open_cppr(vcpu)
+
+    def _open_cppr(self, vcpu: int) -> None:
+        """xive_setup_cpu: a byte store of 0xff to the OS CPPR "to enable flow of interrupts"."""
+        self.cppr[vcpu] = 0xFF
+        self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0xFF)
+
+    def _setup_ipi(self, vcpu: int) -> None:
+        """xive_setup_cpu_ipi: a LISN from ibm,xive-lisn-ranges, routed to the CPU, unmasked."""
+        if not self.free_lisns:
+            self.warnings.append(f"Failed to allocate IPI on CPU {vcpu}")
+            return
+        lisn = self.free_lisns.pop(0)
+        source = self._populate(lisn, "ipi", IPI_EISN)
+        self.ipis[vcpu] = source
+        self._configure(source, vcpu, self.priority)
+        self._unmask(source)
+
+    def shutdown(self) -> None:
+        """What kexec and kdump do (xive_teardown_cpu on every CPU, then xive_shutdown): CPPR 0,
+        each IPI masked and unrouted, its LISN freed, each queue disabled, then H_INT_RESET."""
         for vcpu in self.m.vcpus:
-            lisn = self.free_lisns.pop(0)
-            source = self._populate(lisn, "ipi", IPI_EISN)
-            self.ipis[vcpu] = source
-            self._configure(source, vcpu, self.priority)
-            self._unmask(source)
+            self.cppr[vcpu] = 0
+            self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0)
+            source = self.ipis.pop(vcpu, None)
+            if source is not None:
+                self.mask(source.lisn)
+                self._hcall(vcpu, "H_INT_SET_SOURCE_CONFIG", 0x2, source.lisn, vcpu, 0xFF, XIVE_BAD_IRQ)
+                self.sources.pop(source.lisn, None)
+                self.free_lisns.insert(0, source.lisn)
+            for (qvcpu, priority) in [key for key in self.queues if key[0] == vcpu]:
+                self._hcall(vcpu, "H_INT_SET_QUEUE_CONFIG", 0, vcpu, priority, 0, 0)
+                del self.queues[(qvcpu, priority)]
+        self._hcall(self.m.vcpus[0], "H_INT_RESET", 0)
+        self.pending = {vcpu: 0 for vcpu in self.m.vcpus}
 
     def ensure_queue(self, vcpu: int, priority: int) -> None:
         """setup_queue: H_INT_GET_QUEUE_INFO then H_INT_SET_QUEUE_CONFIG with a zeroed page."""
@@ -422,6 +456,8 @@ class XiveDriver:
             prio = (bits & -bits).bit_length() - 1
             q = self.queues.get((vcpu, prio))
             irq = self._read_eq(q, peek) if q else 0
+            if irq == XIVE_BAD_IRQ and not peek:
+                continue  # an event of a source shut down while it was queued: dropped
             if irq:
                 break
             self.pending[vcpu] &= ~(1 << prio)

@@ -349,7 +349,13 @@ def _op_set_os_cppr(tctx: XiveTCTX, value) -> None:
 
 
 def _op_push_os_ctx(tctx: XiveTCTX, value) -> None:
-    tctx.set_word2(TM_QW1_OS, value & 0xFFFFFFFF)
+    """QEMU xive_tm_push_os_ctx + xive_tctx_need_resend: new CAM word; with VO, PIPR from IPB and notify."""
+    word = value & 0xFFFFFFFF
+    tctx.set_word2(TM_QW1_OS, word)
+    if word & TM_QW1W2_VO:
+        # sPAPR keeps no NVT table, so there is no NVT IPB backlog to merge (it is always 0);
+        # the restored IPB alone decides PIPR, and the line is raised if PIPR < CPPR.
+        tctx.notify(TM_QW1_OS)
 
 
 def _op_set_hv_cppr(tctx: XiveTCTX, value) -> None:
@@ -361,7 +367,8 @@ def _op_vt_push(tctx: XiveTCTX, value) -> None:
 
 
 def _op_vt_poll(tctx: XiveTCTX, value) -> int:
-    return tctx.regs[TM_QW3_HV_PHYS + TM_WORD2] & 0x80
+    """QEMU xive_tm_vt_poll: the whole PHYS word-2 byte (masked with 0xff, not just VT)."""
+    return tctx.regs[TM_QW3_HV_PHYS + TM_WORD2] & 0xFF
 
 
 def _op_ack_os(tctx: XiveTCTX, value) -> int:
@@ -374,8 +381,10 @@ def _op_set_os_pending(tctx: XiveTCTX, value) -> None:
 
 
 def _op_pull_os_ctx(tctx: XiveTCTX, value) -> int:
+    """QEMU xive_tm_pull_os_ctx: return word 2, clear VO, lower the OS line (NSR/IPB/PIPR kept)."""
     word = tctx.word2(TM_QW1_OS)
     tctx.set_word2(TM_QW1_OS, word & ~TM_QW1W2_VO)
+    tctx.output = False  # xive_tctx_reset_os_signal (QEMU >= 7.1)
     return word
 
 

@@ -1,0 +1,70 @@
+"""Where QEMU's emulated XIVE and its in-kernel XIVE differ, as the guest sees it.
+
+Both follow the same ESB and END rules; the differences come from how QEMU drives an LSI into the
+kernel: since 5.0 it records the level in its own copy and then stores to the source's trigger page
+in the kernel's ESB mapping, for a raise and for a lower alike (kvmppc_xive_source_set_irq). The
+kernel backs every guest source with an IPI, whose PQ logic has no notion of a level.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from spapr_irq import Machine
+from spapr_irq.guest import Workload
+from spapr_irq.xive import XIVE_ESB_PENDING, XIVE_ESB_QUEUED
+
+
+def machine_for(irqchip: str) -> Machine:
+    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
+                             host="power9-linux-5.10")
+    assert machine.boot("linux-xive") == "xive"
+    return machine
+
+
+def kinds(machine: Machine) -> list[tuple[str, int]]:
+    return [(h.kind, h.irq) for h in machine.driver.drain() if h.kind != "spurious"]
+
+
+def esb_get(machine: Machine, lisn: int) -> int:
+    return machine.hcall(0, "H_INT_ESB", 0, lisn, 0x800, 0)[1]
+
+
+def test_lsi_raised_again_while_pending_sets_q_in_kvm_only():
+    """Emulated: a raised LSI stays at PQ=10 (a level has no Q). KVM: the trigger store sets Q."""
+    pqs = {}
+    for irqchip in ("off", "on"):
+        machine = machine_for(irqchip)
+        lsi = Workload(machine).source("lsi", 0, 6)
+        machine.set_irq(lsi, 1)
+        machine.set_irq(lsi, 1)
+        pqs[irqchip] = esb_get(machine, lsi)
+        assert kinds(machine) == [("lsi", lsi)]  # KVM's LSI EOI (SET_PQ_00) drops the Q
+    assert pqs == {"off": XIVE_ESB_PENDING, "on": XIVE_ESB_QUEUED}
+
+
+def test_lsi_q_held_in_kvm_is_replayed_once_after_migrating_to_the_emulated_xive():
+    """The Q moves with the vmstate; the emulated EOI turns 11 into 10 and notifies once more."""
+    source, target = machine_for("on"), machine_for("off")
+    lsi = Workload(source).source("lsi", 0, 6)
+    assert Workload(target).source("lsi", 0, 6) == lsi
+    source.set_irq(lsi, 1)
+    source.set_irq(lsi, 1)
+    source.stop()
+    target.stop()
+    target.memory._pages = copy.deepcopy(source.memory._pages)
+    target.xive.post_load(source.xive.pre_save())
+    target.driver = copy.deepcopy(source.driver, memo={id(source): target})
+    target.cont()
+    assert kinds(target) == [("lsi", lsi), ("lsi", lsi)]
+
+
+def test_lowering_an_idle_lsi_in_kvm_delivers_an_event_the_emulated_xive_does_not():
+    """A device dropping its line with no event in flight: KVM sees a trigger, QEMU a level."""
+    got = {}
+    for irqchip in ("off", "on"):
+        machine = machine_for(irqchip)
+        lsi = Workload(machine).source("lsi", 1, 6)
+        machine.set_irq(lsi, 0)
+        got[irqchip] = kinds(machine)
+    assert got == {"off": [], "on": [("lsi", lsi)]}
