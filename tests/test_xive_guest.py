@@ -60,6 +60,7 @@ def test_boot_configures_each_cpu_queue_then_its_ipi_without_h_int_reset(irqchip
     assert [call for _, call, _ in log] == per_cpu * 2
     assert all(rc == 0 for _, _, rc in log)
     assert [vcpu for vcpu, call, _ in log if call.endswith("QUEUE_CONFIG")] == [0, 1]
+    assert sorted(machine.driver.ipis) == [0, 1] and machine.driver.warnings == []
 
 
 def test_driver_uses_priority_6_and_64k_queues(machine):

@@ -289,6 +289,7 @@ class XiveDriver:
         self.queues: dict[tuple[int, int], _XiveQueue] = {}
         self.pending: dict[int, int] = {}  # vCPU -> pending priority bitmap
         self.cppr: dict[int, int] = {}
+        self.replay: dict[int, bool] = {}  # vCPU -> the EOI-time peek found more in a queue
         self.next_eisn = IPI_EISN + 1
         self.next_queue = QUEUE_AREA
 
@@ -439,28 +440,31 @@ class XiveDriver:
         self._trigger(sender, self.ipis[target])
 
     # -- the interrupt path --------------------------------------------------------------------------------
-    def _read_eq(self, q: _XiveQueue, peek: bool) -> int:
-        entry = int.from_bytes(self.m.memory.read(q.qpage + 4 * q.idx, 4), "big")
-        if (entry >> 31) == q.toggle:
-            return 0
-        if not peek:
-            q.idx = (q.idx + 1) & q.msk
-            if q.idx == 0:
-                q.toggle ^= 1
-        return entry & 0x7FFFFFFF
-
     def _scan(self, vcpu: int, peek: bool) -> int:
+        """xive_scan_interrupts: most favoured pending priority first, an entry is valid when its
+        generation bit differs from the queue's toggle; an empty queue clears its pending bit.
+        The CPPR follows what was found (0xff for nothing), even when only peeking."""
         irq, prio = 0, 0
-        while self.pending[vcpu]:
-            bits = self.pending[vcpu]
-            prio = (bits & -bits).bit_length() - 1
+        pending = self.pending[vcpu]
+        read_u32 = self.m.memory.read_u32
+        while pending:
+            prio = (pending & -pending).bit_length() - 1
             q = self.queues.get((vcpu, prio))
-            irq = self._read_eq(q, peek) if q else 0
-            if irq == XIVE_BAD_IRQ and not peek:
-                continue  # an event of a source shut down while it was queued: dropped
-            if irq:
-                break
-            self.pending[vcpu] &= ~(1 << prio)
+            if q is not None:
+                entry = read_u32(q.qpage + 4 * q.idx)
+                if entry >> 31 != q.toggle:
+                    irq = entry & 0x7FFFFFFF
+                    if peek:
+                        break
+                    q.idx = (q.idx + 1) & q.msk
+                    if q.idx == 0:
+                        q.toggle ^= 1
+                    if irq != XIVE_BAD_IRQ:
+                        break
+                    irq = 0  # an event of a source shut down while it was queued: dropped
+                    continue
+            pending &= ~(1 << prio)
+        self.pending[vcpu] = pending
         if irq == 0:
             prio = 0xFF
         if prio != self.cppr[vcpu]:  # even when peeking: the EOI-time peek reopens the CPPR
@@ -478,9 +482,11 @@ class XiveDriver:
             self.cppr[vcpu] = cppr
 
     def handle_one(self, vcpu: int) -> Handled | None:
-        """xive_get_irq, the handler, then the source EOI and a peek at the queue."""
+        """xive_get_irq, the handler, then xive_irq_eoi: the source EOI and the queue peek that
+        reopens the CPPR (xive_do_queue_eoi), noting whether the queue asks for a replay."""
         self._update_pending(vcpu)
         eisn = self._scan(vcpu, peek=False)
+        self.replay[vcpu] = False
         if eisn == 0:
             return Handled(vcpu, "spurious", 0)
         source = self.by_eisn.get(eisn)
@@ -500,6 +506,7 @@ class XiveDriver:
             if old != MINUS_ONE and old & XIVE_ESB_VAL_Q:
                 self._trigger(vcpu, source)
         source.saved_p = False  # no longer occupies a queue slot
+        self.replay[vcpu] = self._scan(vcpu, peek=True) != 0  # force_external_irq_replay
         handled = Handled(vcpu, source.kind, source.lisn)
         self.handled.append(handled)
         return handled
@@ -508,13 +515,15 @@ class XiveDriver:
         return self._scan(vcpu, peek=True) != 0
 
     def handle(self, vcpu: int, limit: int = 10_000) -> list[Handled]:
-        """Take interrupts while the line is raised or the queue replays."""
+        """Take interrupts while the line is raised or the queue asks for a replay."""
         out = []
-        while len(out) < limit and (self.m.irq_pending(vcpu) or self._has_work(vcpu)):
+        more = self.m.irq_pending(vcpu) or self._has_work(vcpu)
+        while more and len(out) < limit:
             handled = self.handle_one(vcpu)
             out.append(handled)
             if handled.kind == "spurious" and not self.m.irq_pending(vcpu):
                 break
+            more = self.replay[vcpu] or self.m.irq_pending(vcpu)
         return out
 
     def drain(self, limit: int = 100_000) -> list[Handled]:

@@ -987,7 +987,7 @@ class XiveController(InterruptController):
         """A load at `offset` into the source ESB region (emulated, or the kernel's pages)."""
         srcno = offset >> papr.XIVE_ESB_SHIFT
         trigger_page = not (offset >> (papr.XIVE_ESB_SHIFT - 1)) & 1
-        if self.in_kernel:
+        if self.fd is not None:  # in_kernel, on the hot path
             return self._kvm_esb(srcno, trigger_page, offset & 0xFFF, None, size)
         value = self.state.esb_load(srcno, trigger_page, offset & 0xFFF)
         return value & ((1 << (8 * size)) - 1)
@@ -995,31 +995,31 @@ class XiveController(InterruptController):
     def esb_write(self, offset: int, value: int, size: int) -> None:
         srcno = offset >> papr.XIVE_ESB_SHIFT
         trigger_page = not (offset >> (papr.XIVE_ESB_SHIFT - 1)) & 1
-        if self.in_kernel:
+        if self.fd is not None:  # in_kernel, on the hot path
             self._kvm_esb(srcno, trigger_page, offset & 0xFFF, value, size)
             return
         self.state.esb_store(srcno, trigger_page, offset & 0xFFF)
 
     def tima_read(self, vcpu: int, offset: int, size: int) -> int:
-        if self.in_kernel:
+        if self.fd is not None:
             return self._kvm_tima(vcpu, offset, None, size)
-        value, error = self.tctxs[vcpu].tm_read(offset, size)
+        value, error = self.state.tctxs[vcpu].tm_read(offset, size)
         if error:
             self.state.errors.append(error)
         return value
 
     def tima_write(self, vcpu: int, offset: int, value: int, size: int) -> None:
-        if self.in_kernel:
+        if self.fd is not None:
             self._kvm_tima(vcpu, offset, value, size)
             return
-        error = self.tctxs[vcpu].tm_write(offset, value, size)
+        error = self.state.tctxs[vcpu].tm_write(offset, value, size)
         if error:
             self.state.errors.append(error)
 
     def set_irq(self, irq: int, level: int) -> None:
         """xive_source_set_irq, or under KVM a trigger store on the kernel's ESB page (after
         recording the LSI level in QEMU's copy), as QEMU 5.0+ does."""
-        if self.in_kernel:
+        if self.fd is not None:  # in_kernel, on the hot path
             source = self.state.source
             if irq in source.lsi:
                 source._set_asserted(irq, bool(level))
@@ -1030,7 +1030,7 @@ class XiveController(InterruptController):
         self.state.set_irq(irq, level)
 
     def output(self, vcpu: int) -> bool:
-        if self.in_kernel:
+        if self.fd is not None:  # in_kernel, on the hot path
             return self._kvm_output(vcpu)
         return self.tctxs[vcpu].output
 

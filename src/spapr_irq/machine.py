@@ -104,6 +104,10 @@ def _mode_name(byte23: int) -> str:
     return {papr.OV5_XIVE_BOTH: "dual", papr.OV5_XIVE_EXPLOIT: "xive"}.get(byte23, "xics")
 
 
+_MMIO_SIZES = frozenset((1, 2, 4, 8))
+_TIMA_SIZE = 4 * papr.XIVE_TM_PAGE_SIZE
+_ADDR_LIMIT = 1 << 64
+
 class Machine:
     """A pseries machine on a modeled host. Build one with :meth:`create`."""
 
@@ -766,50 +770,56 @@ class Machine:
             return (papr.RTAS_OUT_PARAM_ERROR,)
         return handler(self._context(), vcpu, words, nret)
 
-    def _xive_region(self, addr: int) -> str | None:
-        xive = self.xive
-        if xive is None or not xive.mmio_enabled:
-            return None
-        if xive.vc_base <= addr < xive.vc_base + (xive.nr_irqs << papr.XIVE_ESB_SHIFT):
-            return "ESB"
-        if xive.tm_base <= addr < xive.tm_base + 4 * papr.XIVE_TM_PAGE_SIZE:
-            return "TIMA"
-        return None
-
-    def _mmio_region(self, vcpu: int, addr: int, size: int) -> str | None:
-        self._require_running("access MMIO")
+    def _check_mmio(self, vcpu: int, addr: int, size: int) -> None:
+        if self.runstate != "running":
+            raise StateError(f"cannot access MMIO: the machine is {self.runstate}")
         self._check_vcpu(vcpu)
-        if size not in (1, 2, 4, 8):
+        if size not in _MMIO_SIZES:
             raise MachineError(f"MMIO access size {size} is not 1, 2, 4 or 8", stage="mmio")
         if not isinstance(addr, int) or not 0 <= addr < (1 << 64):
             raise MachineError(f"MMIO address {addr!r} is not a 64-bit address", stage="mmio")
-        return self._xive_region(addr)
 
     def mmio_read(self, vcpu: int, addr: int, size: int) -> int:
         """A load from `vcpu`: the XIVE ESB pages and TIMA when XIVE is active; unassigned
         addresses read all ones, as on the platform."""
-        region = self._mmio_region(vcpu, addr, size)
-        if region == "ESB":
-            return self._xive_call(self.xive.esb_read, addr - self.xive.vc_base, size)
-        if region == "TIMA":
-            return self._xive_call(self.xive.tima_read, vcpu, addr - self.xive.tm_base, size)
+        if not (self.runstate == "running" and vcpu in self._vcpu_set and size in _MMIO_SIZES
+                and type(addr) is int and 0 <= addr < _ADDR_LIMIT):
+            self._check_mmio(vcpu, addr, size)
+        xive = self.xive
+        if xive is not None and xive.mmio_enabled:
+            try:
+                offset = addr - xive.vc_base
+                if 0 <= offset < xive.nr_irqs << papr.XIVE_ESB_SHIFT:
+                    return xive.esb_read(offset, size)
+                offset = addr - xive.tm_base
+                if 0 <= offset < _TIMA_SIZE:
+                    return xive.tima_read(vcpu, offset, size)
+            except ConnectError as exc:
+                self._xive_fatal(exc)
         return (1 << (8 * size)) - 1
 
     def mmio_write(self, vcpu: int, addr: int, size: int, value: int) -> None:
         """A store from `vcpu`; unassigned addresses ignore it."""
-        region = self._mmio_region(vcpu, addr, size)
-        value &= (1 << (8 * size)) - 1
-        if region == "ESB":
-            self._xive_call(self.xive.esb_write, addr - self.xive.vc_base, value, size)
-        elif region == "TIMA":
-            self._xive_call(self.xive.tima_write, vcpu, addr - self.xive.tm_base, value, size)
+        if not (self.runstate == "running" and vcpu in self._vcpu_set and size in _MMIO_SIZES
+                and type(addr) is int and 0 <= addr < _ADDR_LIMIT):
+            self._check_mmio(vcpu, addr, size)
+        xive = self.xive
+        if xive is not None and xive.mmio_enabled:
+            value &= (1 << (8 * size)) - 1
+            try:
+                offset = addr - xive.vc_base
+                if 0 <= offset < xive.nr_irqs << papr.XIVE_ESB_SHIFT:
+                    xive.esb_write(offset, value, size)
+                    return
+                offset = addr - xive.tm_base
+                if 0 <= offset < _TIMA_SIZE:
+                    xive.tima_write(vcpu, offset, value, size)
+            except ConnectError as exc:
+                self._xive_fatal(exc)
 
-    def _xive_call(self, fn, *args):
+    def _xive_fatal(self, exc: ConnectError) -> None:
         """In-kernel XIVE pages the kernel does not map (TIMA HW/HV/user pages) SIGBUS QEMU."""
-        try:
-            return fn(*args)
-        except ConnectError as exc:
-            return self._guarded("mmio", self._raise, MachineError(exc.message, exc.hints, "mmio"))
+        self._guarded("mmio", self._raise, MachineError(exc.message, exc.hints, "mmio"))
 
     @staticmethod
     def _raise(exc):
@@ -820,7 +830,9 @@ class Machine:
         follows it (spapr_qirq -> the active controller's set_irq)."""
         if self.runstate not in ("running", "paused"):
             raise StateError(f"cannot raise an IRQ: the machine is {self.runstate}")
-        if not isinstance(irq, int) or not any(self.irq_claimed(irq).values()):
+        active = self.active
+        if not (active is not None and type(irq) is int and active.is_claimed(irq)) and (
+                not isinstance(irq, int) or not any(intc.is_claimed(irq) for intc in self._controllers())):
             raise MachineError(f"IRQ {irq!r} is not claimed", stage="irq")
         try:
             self.active.set_irq(irq, level)

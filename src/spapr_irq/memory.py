@@ -42,6 +42,27 @@ class GuestMemory:
             target[offset:offset + chunk] = view[:chunk]
             addr, view = addr + chunk, view[chunk:]
 
+    def read_u32(self, addr: int) -> int:
+        """A big-endian 32-bit load at a 4-byte aligned address (event queue entries)."""
+        if addr & 3 or not 0 <= addr <= self.size - 4:
+            return self.read_be(addr, 4)
+        data = self._pages.get(addr >> PAGE_SHIFT)
+        if data is None:
+            return 0
+        offset = addr & (PAGE_SIZE - 1)
+        return int.from_bytes(data[offset:offset + 4], "big")
+
+    def write_u32(self, addr: int, value: int) -> None:
+        """A big-endian 32-bit store at a 4-byte aligned address (what an END writes)."""
+        if addr & 3 or not 0 <= addr <= self.size - 4:
+            self.write_be(addr, 4, value)
+            return
+        data = self._pages.get(addr >> PAGE_SHIFT)
+        if data is None:
+            data = self._pages[addr >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
+        offset = addr & (PAGE_SIZE - 1)
+        data[offset:offset + 4] = (value & 0xFFFFFFFF).to_bytes(4, "big")
+
     def read_be(self, addr: int, size: int) -> int:
         return int.from_bytes(self.read(addr, size), "big")
 

@@ -294,7 +294,7 @@ class XiveTCTX:
     # -- the TIMA: special operations, then raw register access ------------------------------------------
     def tm_write(self, offset: int, value: int, size: int) -> str | None:
         """A store at `offset` in the 4-page TIMA; returns a guest error text when refused."""
-        handler = _find_op(offset, size, write=True)
+        handler = _OPS_BY_PAGE.get(((offset >> TM_SHIFT) & 0x3, offset & 0xFFF, size, True))
         if handler is not None:
             handler(self, value)
             return None
@@ -304,7 +304,7 @@ class XiveTCTX:
 
     def tm_read(self, offset: int, size: int) -> tuple[int, str | None]:
         """A load; returns (value, guest error text or None). Refused loads read all ones."""
-        handler = _find_op(offset, size, write=False)
+        handler = _OPS_BY_PAGE.get(((offset >> TM_SHIFT) & 0x3, offset & 0xFFF, size, False))
         if handler is not None:
             return handler(self, None), None
         if offset & TM_SPECIAL_OP:
@@ -422,14 +422,10 @@ TM_OPERATIONS = {
 }
 
 
-def _find_op(offset: int, size: int, write: bool):
-    page = (offset >> TM_SHIFT) & 0x3
-    op_offset = offset & 0xFFF
-    for op_page in range(page, XIVE_TM_USER_PAGE + 1):
-        handler = TM_OPERATIONS.get((op_page, op_offset, size, write))
-        if handler is not None:
-            return handler
-    return None
+#: The same table flattened: every page gets its own ops and those of the less privileged pages.
+_OPS_BY_PAGE = {(page, offset, size, write): handler
+                for (op_page, offset, size, write), handler in TM_OPERATIONS.items()
+                for page in range(op_page + 1)}
 
 
 # ==========================================================================================================
@@ -440,7 +436,8 @@ def _find_op(offset: int, size: int, write: bool):
 class XiveRouter:
     """EAT and ENDT lookups, queue writes into guest memory, and the presenter.
 
-    `memory` is anything with ``write(addr, data)`` and ``contains(addr, length)`` (guest RAM).
+    `memory` is guest RAM: anything with ``write_u32(addr, value)`` (big-endian) and
+    ``contains(addr, length)``.
     `tctxs` maps vCPU ids to contexts; a context is matched by its OS CAM line."""
 
     def __init__(self, nr_irqs: int, nr_ends: int, memory) -> None:
@@ -545,7 +542,7 @@ class XiveRouter:
         if not self.memory.contains(qaddr, 4):
             self.errors.append(f"XIVE: failed to write END data @{qaddr:#x}")
             return
-        self.memory.write(qaddr, entry.to_bytes(4, "big"))
+        self.memory.write_u32(qaddr, entry)
         qindex = (qindex + 1) & ((1 << (qsize + 10)) - 1)
         if qindex == 0:
             end[1] ^= END_W1_GENERATION
@@ -553,9 +550,10 @@ class XiveRouter:
 
     def present(self, nvt_blk: int, nvt_idx: int, priority: int) -> bool:
         """Post `priority` in the OS ring of the context whose CAM matches the NVT."""
-        cam = nvt_cam_line(nvt_blk, nvt_idx)
+        cam = nvt_cam_line(nvt_blk, nvt_idx).to_bytes(3, "big")  # CAM bits 8-31 of OS word 2
         for tctx in self.tctxs.values():
-            if tctx.os_matches(cam):
+            regs = tctx.regs
+            if regs[TM_QW1_OS + TM_WORD2] & 0x80 and regs[0x19:0x1C] == cam:  # VO and the CAM
                 tctx.ipb_update(priority, TM_QW1_OS)
                 return True
         self.errors.append(f"XIVE: NVT {nvt_blk:x}/{nvt_idx:x} is not dispatched")
