@@ -149,3 +149,18 @@ def test_xics_machine_stops_and_continues_without_a_handler():
     machine.cont()
     assert len(machine.kvm.calls) == calls
     assert_clean(machine)
+
+
+def test_info_pic_under_kvm_shows_the_kernel_pq_and_the_os_ring():
+    """info pic synchronizes from KVM first: a presented, unhandled MSI shows P and the IPB."""
+    machine = xive_machine("on")
+    msi = Workload(machine).source("msi", 1, 5)
+    machine.set_irq(msi, 1)
+    lines = machine.info_pic().splitlines()
+    assert f"  {msi:08x} MSI P-  " in lines
+    ring = next(line for line in lines if line.startswith("CPU[0001]: OS"))
+    assert ring.split()[2:5] == ["80", "ff", "04"]  # NSR EO, CPPR, IPB bit of priority 5
+    quiet = machine.driver.ipis[0].lisn
+    machine.stop()  # the kernel now holds PQ=10 for every source; QEMU shows the saved ones
+    assert kernel_pq(machine, quiet) == XIVE_ESB_PENDING
+    assert f"  {quiet:08x} MSI --  " in machine.info_pic().splitlines()

@@ -1129,16 +1129,25 @@ class XiveController(InterruptController):
             source.set_pq(lisn, pq)
         self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_EQ_SYNC, None)
 
+    def synchronize_state(self, running: bool) -> None:
+        """kvmppc_xive_synchronize_state: refresh QEMU's copy from KVM (before `info pic` or a
+        save): the PQs only while running (stopped, QEMU's copy holds the real ones and the
+        kernel the masked ones), the queues' generation and index, each vCPU's OS ring."""
+        if not self.in_kernel:
+            return
+        if running:
+            for lisn in self.state.valid_lisns():
+                self.state.source.set_pq(lisn, self._kvm_esb(lisn, False, 0x800, None, 8))
+        for end_idx, end in self.state.endt.items():
+            if end[0] & END_W0_VALID:
+                self._kvm_get_queue_config(end_idx, end)
+        for vcpu, tctx in self.tctxs.items():
+            tctx.regs[0x10:0x18] = self.kvm.get_vp_state(vcpu).to_bytes(8, "big")
+
     def pre_save(self) -> dict:
-        """spapr-xive, xive-source and xive-tctx vmstate; from KVM the queues' generation and
-        index and each vCPU's OS ring (the VM is stopped, so PQs are in QEMU's copy)."""
-        if self.in_kernel:
-            for end_idx, end in self.state.endt.items():
-                if end[0] & END_W0_VALID:
-                    self._kvm_get_queue_config(end_idx, end)
-            for vcpu, tctx in self.tctxs.items():
-                state = self.kvm.get_vp_state(vcpu)
-                tctx.regs[0x10:0x18] = state.to_bytes(8, "big")
+        """spapr-xive, xive-source and xive-tctx vmstate, with QEMU's copy synchronized from KVM
+        (the VM is stopped, so PQs are those the run-state handler saved)."""
+        self.synchronize_state(running=False)
         return {
             "eat": dict(self.state.eat),
             "endt": {idx: list(end) for idx, end in self.state.endt.items()},

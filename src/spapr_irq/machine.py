@@ -880,6 +880,8 @@ class Machine:
             return "irqchip: none (machine shut down)"
         if self.active is self.xics:
             self.xics.synchronize_state()  # QEMU pulls the kernel's state before printing
+        else:
+            self.xive.synchronize_state(self.runstate == "running")
         lines = self.active.print_info()
         lines.append(f"irqchip: {'in-kernel' if self.active.in_kernel else 'emulated'}")
         return "\n".join(lines)
