@@ -1088,15 +1088,19 @@ class XiveController(InterruptController):
     def _kvm_esb_rw(self, lisn: int, offset: int, data: int, store: bool) -> int:
         """kvmppc_xive_esb_rw: a load at LOAD_EOI on an LSI is SET_PQ_00 plus a re-trigger while
         the level is held; anything else is the access itself on the mapped page."""
-        if store:
-            self._kvm_esb(lisn, False, offset, data, 8)
-            return MINUS_ONE
-        if lisn in self.state.source.lsi and offset == 0x000:
+        if not store and lisn in self.state.source.lsi and offset == 0x000:
             self._kvm_esb(lisn, False, 0xC00, None, 8)
             if self.state.source.asserted(lisn):
                 self._kvm_esb(lisn, True, 0, 0, 8)
             return 0
-        return self._kvm_esb(lisn, False, offset, None, 8)
+        # the access lands in the contiguous mapping, maybe past this source's management page
+        addr = (lisn << papr.XIVE_ESB_SHIFT) + (1 << (papr.XIVE_ESB_SHIFT - 1)) + offset
+        page = addr >> (papr.XIVE_ESB_SHIFT - 1)
+        srcno, trigger_page, in_page = page >> 1, not page & 1, addr & 0xFFF
+        if store:
+            self._kvm_esb(srcno, trigger_page, in_page, data, 8)
+            return MINUS_ONE
+        return self._kvm_esb(srcno, trigger_page, in_page, None, 8)
 
     def _kvm_tima(self, vcpu: int, offset: int, value, size: int):
         try:

@@ -747,7 +747,10 @@ class Machine:
             if handler is None:
                 return (papr.H_FUNCTION,)
             self._handlers[number] = handler
-        return handler(self._context(), vcpu, registers)
+        try:
+            return handler(self._context(), vcpu, registers)
+        except ConnectError as exc:  # H_INT_ESB on a kernel ESB page that SIGBUSes QEMU
+            raise self._sigbus(exc, "hcall") from None
 
     def rtas(self, vcpu: int, call: str | int, *args: int, nret: int = 1) -> tuple[int, ...]:
         """An RTAS call from `vcpu` by name or token with its nargs arguments and nret return
@@ -795,7 +798,7 @@ class Machine:
                 if 0 <= offset < _TIMA_SIZE:
                     return xive.tima_read(vcpu, offset, size)
             except ConnectError as exc:
-                self._xive_fatal(exc)
+                raise self._sigbus(exc, "mmio") from None
         return (1 << (8 * size)) - 1
 
     def mmio_write(self, vcpu: int, addr: int, size: int, value: int) -> None:
@@ -815,15 +818,14 @@ class Machine:
                 if 0 <= offset < _TIMA_SIZE:
                     xive.tima_write(vcpu, offset, value, size)
             except ConnectError as exc:
-                self._xive_fatal(exc)
+                raise self._sigbus(exc, "mmio") from None
 
-    def _xive_fatal(self, exc: ConnectError) -> None:
-        """In-kernel XIVE pages the kernel does not map (TIMA HW/HV/user pages) SIGBUS QEMU."""
-        self._guarded("mmio", self._raise, MachineError(exc.message, exc.hints, "mmio"))
-
-    @staticmethod
-    def _raise(exc):
-        raise exc
+    def _sigbus(self, exc: ConnectError, stage: str) -> MachineError:
+        """In-kernel XIVE pages the kernel does not map (TIMA HW/HV/user pages, ESB pages of
+        sources it does not know) SIGBUS QEMU: a fatal stop that leaves nothing in KVM."""
+        error = MachineError(exc.message, exc.hints, stage)
+        self._fatal(error)
+        return error
 
     def set_irq(self, irq: int, level: int) -> None:
         """A device line into the active controller: an MSI fires on a non-zero level, an LSI
