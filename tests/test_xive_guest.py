@@ -254,3 +254,17 @@ def test_a_workload_is_handled_the_same_emulated_and_in_kernel():
         assert machine.driver.warnings == []
     assert results["off"] == results["on"]
     assert len([h for h in results["off"] if h.kind != "spurious"]) == len(events)
+
+
+def test_guest_memory_zero_clears_partial_and_whole_pages():
+    """memset of a queue page: bytes read back as zero, whole pages are released."""
+    from spapr_irq.memory import PAGE_SIZE, GuestMemory
+    memory = GuestMemory(4 * PAGE_SIZE)
+    memory.write(PAGE_SIZE - 4, b"\xff" * (PAGE_SIZE + 8))
+    memory.zero(PAGE_SIZE - 2, PAGE_SIZE + 4)
+    assert memory.read(PAGE_SIZE - 4, PAGE_SIZE + 8) == b"\xff\xff" + bytes(PAGE_SIZE + 4) + b"\xff\xff"
+    memory.write(2 * PAGE_SIZE, b"\x01")
+    memory.zero(2 * PAGE_SIZE, PAGE_SIZE)
+    assert 2 not in memory._pages and memory.read(2 * PAGE_SIZE, 1) == b"\x00"
+    with pytest.raises(ValueError):
+        memory.zero(3 * PAGE_SIZE, PAGE_SIZE + 1)

@@ -352,7 +352,7 @@ class XiveDriver:
             return
         qpage = self.next_queue
         self.next_queue += 1 << self.qshift
-        self.m.memory.write(qpage, bytes(1 << self.qshift))
+        self.m.memory.zero(qpage, 1 << self.qshift)
         self._hcall(vcpu, "H_INT_GET_QUEUE_INFO", 0, vcpu, priority)
         rc = self._hcall(vcpu, "H_INT_SET_QUEUE_CONFIG", 1, vcpu, priority, qpage, self.qshift)[0]
         if rc == 0:

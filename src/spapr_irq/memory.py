@@ -42,6 +42,19 @@ class GuestMemory:
             target[offset:offset + chunk] = view[:chunk]
             addr, view = addr + chunk, view[chunk:]
 
+    def zero(self, addr: int, length: int) -> None:
+        """Clear a range (a guest's memset): whole pages are dropped, since absent pages read 0."""
+        self._check(addr, length)
+        end = addr + length
+        while addr < end:
+            page, offset = divmod(addr, PAGE_SIZE)
+            chunk = min(end - addr, PAGE_SIZE - offset)
+            if chunk == PAGE_SIZE:
+                self._pages.pop(page, None)
+            elif page in self._pages:
+                self._pages[page][offset:offset + chunk] = bytes(chunk)
+            addr += chunk
+
     def read_u32(self, addr: int) -> int:
         """A big-endian 32-bit load at a 4-byte aligned address (event queue entries)."""
         if addr & 3 or not 0 <= addr <= self.size - 4:
