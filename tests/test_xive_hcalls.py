@@ -313,7 +313,7 @@ def test_set_source_config_reserved_priority_is_h_p4_before_the_target(machine, 
     assert machine.xive.state.eas(MSI) == eas
 
 
-@pytest.mark.parametrize("target", [ABSENT_VCPU, 0x400, 1 << 32])
+@pytest.mark.parametrize("target", [ABSENT_VCPU, 0x400, (1 << 32) + ABSENT_VCPU])
 def test_set_source_config_absent_target_is_h_p3(machine, target):
     """A target that is no vCPU id: H_P3, the EAS untouched and nothing asked of KVM."""
     eas, calls = machine.xive.state.eas(MSI), len(machine.kvm.calls)
@@ -919,3 +919,17 @@ def test_an_esb_page_of_an_unclaimed_source_is_a_fatal_sigbus_under_kvm():
     assert info.value.text.startswith("QEMU received SIGBUS on the KVM XIVE ESB mapping: ")
     assert machine.runstate == "shutdown"
     assert_clean(machine)
+
+
+@pytest.mark.parametrize("irqchip", ["off", "on"])
+def test_priority_and_target_are_narrowed_as_qemu_types_them(irqchip):
+    """QEMU takes the priority as a uint8_t and the target as a uint32_t: 0x106 is priority 6,
+    2^32 + 1 is vCPU 1; 0xff is tested on the full register first (0x1ff is priority 0xff)."""
+    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
+                             host="power9-linux-5.10")
+    machine.boot("linux-xive")
+    lisn = machine.driver.ipis[0].lisn
+    assert machine.hcall(0, "H_INT_SET_SOURCE_CONFIG", 0x2, lisn, (1 << 32) + 1, 0x106, 0x42) == (0,)
+    assert machine.hcall(0, "H_INT_GET_SOURCE_CONFIG", 0, lisn)[:4] == (0, 1, 6, 0x42)
+    assert machine.hcall(0, "H_INT_GET_QUEUE_INFO", 0, (1 << 32) + 1, 0x106)[0] == 0
+    assert machine.hcall(0, "H_INT_SET_QUEUE_CONFIG", 0, 1, 0x1FF, 0, 0) == (papr.H_P3,)

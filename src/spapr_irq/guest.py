@@ -412,7 +412,7 @@ class XiveDriver:
         if source.masked:
             return
         old = self._esb_load(self.m.vcpus[0], source, 0xD00)
-        if not source.stale_p and old != MINUS_ONE and old & 0x2:
+        if not source.stale_p and old & 0x2:  # a failed H_INT_ESB (-1) counts as P, as in Linux
             source.saved_p = True
         source.stale_p = False
         source.masked = True
@@ -503,7 +503,7 @@ class XiveDriver:
             self._esb_load(vcpu, source, 0x000)  # the EOI cycle re-triggers a held level
         else:
             old = self._esb_load(vcpu, source, 0xC00)
-            if old != MINUS_ONE and old & XIVE_ESB_VAL_Q:
+            if old & XIVE_ESB_VAL_Q:  # -1 from a failed H_INT_ESB re-triggers, as in Linux
                 self._trigger(vcpu, source)
         source.saved_p = False  # no longer occupies a queue slot
         self.replay[vcpu] = self._scan(vcpu, peek=True) != 0  # force_external_irq_replay

@@ -763,13 +763,16 @@ class XiveController(InterruptController):
         return None
 
     def _reserved(self, priority: int) -> bool:
-        return priority >= self.hv_prio
+        """spapr_xive_priority_is_reserved, which takes the priority as a uint8_t."""
+        return priority & 0xFF >= self.hv_prio
 
     def _target_end(self, ctx: GuestContext, target: int, priority: int) -> int | None:
-        """spapr_xive_target_to_end: END index (target << 3) + priority for a present vCPU."""
+        """spapr_xive_target_to_end: END index (target << 3) + priority for a present vCPU,
+        the target taken as a uint32_t and the priority as a uint8_t."""
+        target &= 0xFFFFFFFF
         if target not in self.tctxs:
             return None
-        return (target << 3) + priority
+        return (target << 3) + (priority & 0xFF)
 
     def h_int_get_source_info(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn = args[0], args[1]
@@ -879,7 +882,7 @@ class XiveController(InterruptController):
             end[3] = qpage & 0xFFFFFFFF
             end[0] |= END_W0_ENQUEUE
             end[0] = (end[0] & ~(END_W0_QSIZE_MASK << END_W0_QSIZE_SHIFT)) | ((qsize - 12) << END_W0_QSIZE_SHIFT)
-            end[6] = nvt_cam_line(0, papr.SPAPR_XIVE_NVT_BASE + target)  # NVT block 0, index
+            end[6] = nvt_cam_line(0, papr.SPAPR_XIVE_NVT_BASE + (end_idx >> 3))  # the vCPU's NVT
             end[7] = (priority & 0xFF) << END_W7_F0_PRIORITY_SHIFT
             if flags & SPAPR_XIVE_END_ALWAYS_NOTIFY:
                 end[0] |= END_W0_UCOND_NOTIFY
@@ -1056,8 +1059,8 @@ class XiveController(InterruptController):
     def _kvm_set_queue_config(self, end_idx: int, end: list[int]) -> bool:
         """kvmppc_xive_set_queue_config: the 64-byte kvm_ppc_xive_eq for (server, priority)."""
         eq = KvmPpcXiveEq()
-        if end[0] & END_W0_ENQUEUE:
-            eq.flags = 1 if end[0] & END_W0_UCOND_NOTIFY else 0
+        eq.flags = 1 if end[0] & END_W0_UCOND_NOTIFY else 0
+        if end[0] & END_W0_VALID:  # a disabled queue goes down with size and page 0
             eq.qshift = ((end[0] >> END_W0_QSIZE_SHIFT) & END_W0_QSIZE_MASK) + 12
             eq.qaddr = end_qaddr(end)
             eq.qtoggle = 1 if end[1] & END_W1_GENERATION else 0
@@ -1073,8 +1076,7 @@ class XiveController(InterruptController):
             self.reports.append(_attr_error(exc, KVM_DEV_XIVE_GRP_EQ_CONFIG, end_idx,
                                             write=False).message)
             return True
-        end[1] = (end[1] & ~(END_W1_GENERATION | END_W1_PAGE_OFF_MASK)) | \
-            (END_W1_GENERATION if eq.qtoggle else 0) | (eq.qindex & END_W1_PAGE_OFF_MASK)
+        end[1] = (END_W1_GENERATION if eq.qtoggle else 0) | (eq.qindex & END_W1_PAGE_OFF_MASK)
         return False
 
     def _kvm_esb(self, srcno: int, trigger_page: bool, offset: int, value, size: int):
@@ -1176,10 +1178,9 @@ class XiveController(InterruptController):
         for end_idx, end in sorted(self.state.endt.items()):
             if end[0] & END_W0_VALID:
                 self._kvm_set_queue_config(end_idx, end)
-        for lisn in self.state.valid_lisns():
+        for lisn in self.state.valid_lisns():  # the EAT: every valid entry, masked or not
             self._reset_source(lisn)
-            if not self.state.eas(lisn) & EAS_MASKED:
-                self._kvm_set_source_config(lisn, self.state.eas(lisn))
+            self._kvm_set_source_config(lisn, self.state.eas(lisn))
         for vcpu, tctx in self.tctxs.items():
             self.kvm.set_vp_state(vcpu, int.from_bytes(tctx.regs[0x10:0x18], "big"))
 
