@@ -6,33 +6,13 @@ the external-interrupt line, H_XIRR, the handler, H_EOI. Run: .venv/bin/python b
 
 from __future__ import annotations
 
-import time
-
-from spapr_irq import Machine
+from rates import booted, rate
 from spapr_irq.guest import Workload
-
-
-def booted(irqchip: str) -> Machine:
-    machine = Machine.create(f"-M pseries,ic-mode=xics,kernel-irqchip={irqchip} -cpu power9 -smp 2",
-                             host="power9-linux-5.10")
-    machine.boot("linux-xive")
-    return machine
-
-
-def rate(label: str, count: int, step) -> float:
-    step()  # warm up
-    start = time.perf_counter()
-    for _ in range(count):
-        step()
-    elapsed = time.perf_counter() - start
-    per_second = count / elapsed
-    print(f"  {label:34} {per_second:10,.0f}/s  ({elapsed / count * 1e6:6.2f} us each)")
-    return per_second
 
 
 def main(count: int = 50_000) -> None:
     for backend, irqchip in (("emulated", "off"), ("in-kernel (KVM)", "on")):
-        machine = booted(irqchip)
+        machine = booted("xics", irqchip)
         workload = Workload(machine)
         driver = machine.driver
         msi = workload.source("msi", 0, 5)

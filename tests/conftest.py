@@ -29,3 +29,27 @@ def assert_clean(machine: Machine) -> None:
         assert machine.kvm.fds == {}
         assert machine.kvm.rtas_tokens == {}
         assert not machine.kvm.irqchip_in_kernel
+
+
+def booted_xive(irqchip: str, faults=None) -> Machine:
+    """A 2-vCPU POWER9 XIVE machine on a 5.10 host, its Linux guest booted in XIVE mode."""
+    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
+                             host="power9-linux-5.10", faults=faults)
+    assert machine.boot("linux-xive") == "xive"
+    assert machine.backend == ("emulated" if irqchip == "off" else "kvm")
+    return machine
+
+
+def migrate_xive(source: Machine, target: Machine) -> None:
+    """QEMU's path for a XIVE guest: stop both, the source's vmstate into the target with the
+    guest's RAM (the event queues live there) and the guest's own state, continue both."""
+    import copy
+
+    source.stop()
+    target.stop()
+    state = source.xive.pre_save()
+    target.memory._pages = copy.deepcopy(source.memory._pages)
+    target.xive.post_load(state)
+    target.driver = copy.deepcopy(source.driver, memo={id(source): target})
+    target.cont()
+    source.cont()

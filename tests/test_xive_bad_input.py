@@ -14,19 +14,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from spapr_irq import Machine, MachineError
 from spapr_irq import papr
 
-from conftest import assert_clean
+from conftest import assert_clean, booted_xive as booted
 
 XIVE_HCALLS = sorted(papr.XIVE_HCALLS)
 SIZES = st.sampled_from([1, 2, 4, 8])
 REG = st.integers(0, (1 << 64) - 1)
 SMALL = st.integers(0, 0x2100)
-
-
-def booted(irqchip: str) -> Machine:
-    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
-                             host="power9-linux-5.10")
-    machine.boot("linux-xive")
-    return machine
 
 
 def offsets(machine: Machine):

@@ -10,18 +10,10 @@ resume is the PQ saved at stop, so a Q set in the kernel meanwhile is lost when 
 
 from __future__ import annotations
 
-import copy
-
+from conftest import booted_xive as machine_for, migrate_xive
 from spapr_irq import Machine
 from spapr_irq.guest import Workload
 from spapr_irq.xive import XIVE_ESB_PENDING, XIVE_ESB_QUEUED
-
-
-def machine_for(irqchip: str) -> Machine:
-    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
-                             host="power9-linux-5.10")
-    assert machine.boot("linux-xive") == "xive"
-    return machine
 
 
 def kinds(machine: Machine) -> list[tuple[str, int]]:
@@ -52,12 +44,7 @@ def test_lsi_q_held_in_kvm_is_replayed_once_after_migrating_to_the_emulated_xive
     assert Workload(target).source("lsi", 0, 6) == lsi
     source.set_irq(lsi, 1)
     source.set_irq(lsi, 1)
-    source.stop()
-    target.stop()
-    target.memory._pages = copy.deepcopy(source.memory._pages)
-    target.xive.post_load(source.xive.pre_save())
-    target.driver = copy.deepcopy(source.driver, memo={id(source): target})
-    target.cont()
+    migrate_xive(source, target)
     assert kinds(target) == [("lsi", lsi), ("lsi", lsi)]
 
 

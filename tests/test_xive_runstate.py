@@ -18,14 +18,7 @@ from spapr_irq.guest import Workload
 from spapr_irq.kvm import KVM_DEV_XIVE_EQ_SYNC, KVM_DEV_XIVE_GRP_CTRL, FaultPlan
 from spapr_irq.xive import XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_QUEUED, XIVE_ESB_RESET
 
-from conftest import assert_clean
-
-
-def xive_machine(irqchip: str, faults: FaultPlan | None = None) -> Machine:
-    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
-                             host="power9-linux-5.10", faults=faults)
-    assert machine.boot("linux-xive") == "xive"
-    return machine
+from conftest import assert_clean, booted_xive as xive_machine
 
 
 def kernel_pq(machine: Machine, lisn: int) -> int:

@@ -20,43 +20,22 @@ recorded but raises nothing until it is fired again), so they create no obligati
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from spapr_irq import Machine
+from conftest import booted_xive, migrate_xive
 from spapr_irq.guest import Workload
 
 VCPUS = (0, 1)
 SOURCES = [("msi", 0, 5), ("msi", 1, 6), ("lsi", 0, 3), ("msi", 1, 3), ("lsi", 1, 6)]
 
 
-def start(irqchip: str) -> Machine:
-    machine = Machine.create(f"-M pseries,ic-mode=xive,kernel-irqchip={irqchip} -cpu power9 -smp 2",
-                             host="power9-linux-5.10")
-    assert machine.boot("linux-xive") == "xive"
-    assert machine.backend == ("kvm" if irqchip == "on" else "emulated")
-    return machine
-
-
-def migrate(source: Machine, target: Machine) -> None:
-    """Stop both, move the XIVE vmstate, the guest RAM and the guest's state, continue both."""
-    source.stop()
-    target.stop()
-    state = source.xive.pre_save()
-    target.memory._pages = copy.deepcopy(source.memory._pages)
-    target.xive.post_load(state)
-    target.driver = copy.deepcopy(source.driver, memo={id(source): target})
-    target.cont()
-    source.cont()
-
-
 class SideBySide(RuleBasedStateMachine):
     @initialize()
     def boot(self):
-        self.machines = {"emulated": start("off"), "kvm": start("on")}
+        self.machines = {"emulated": booted_xive("off"), "kvm": booted_xive("on")}
         self.workloads = {name: Workload(m) for name, m in self.machines.items()}
         irqs = None
         for workload in self.workloads.values():
@@ -150,7 +129,7 @@ class SideBySide(RuleBasedStateMachine):
         source, target = direction.split("->")
         if direction == "kvm->emulated" and self._kernel_lsi_queued():
             return  # the emulated LSI would replay that Q: test_xive_divergences.py
-        migrate(self.machines[source], self.machines[target])
+        migrate_xive(self.machines[source], self.machines[target])
 
     # -- checks ------------------------------------------------------------------------------------------
     def _handle(self, name, vcpu):

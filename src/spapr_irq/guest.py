@@ -113,7 +113,29 @@ class Handled(NamedTuple):
     irq: int
 
 
-class XicsDriver:
+class _Driver:
+    """What both interrupt drivers share: each vCPU's `handle` run, taken in turns by `drain`."""
+
+    m = None  # the machine
+
+    def handle(self, vcpu: int, limit: int = 10_000) -> list[Handled]:
+        raise NotImplementedError
+
+    def drain(self, limit: int = 100_000) -> list[Handled]:
+        """Every vCPU in turn handles until none has anything left."""
+        out: list[Handled] = []
+        progress = True
+        while progress and len(out) < limit:
+            progress = False
+            for vcpu in self.m.vcpus:
+                got = self.handle(vcpu)
+                if got:
+                    out.extend(got)
+                    progress = True
+        return out
+
+
+class XicsDriver(_Driver):
     """What a Linux pseries guest does with XICS: CPPR 0xff on every CPU, sources routed with
     ibm,set-xive and ibm,int-on, IPIs by H_IPI at priority 4, H_XIRR then H_EOI per interrupt."""
 
@@ -204,19 +226,6 @@ class XicsDriver:
             out.append(handled)
         return out
 
-    def drain(self, limit: int = 100_000) -> list[Handled]:
-        """Every vCPU handles until no line is raised anywhere."""
-        out: list[Handled] = []
-        progress = True
-        while progress and len(out) < limit:
-            progress = False
-            for vcpu in self.m.vcpus:
-                got = self.handle(vcpu)
-                if got:
-                    out.extend(got)
-                    progress = True
-        return out
-
 
 @dataclass(frozen=True)
 class Event:
@@ -260,7 +269,7 @@ class _XiveQueue:
         self.qpage, self.idx, self.toggle, self.msk = qpage, 0, 0, (1 << (shift - 2)) - 1
 
 
-class XiveDriver:
+class XiveDriver(_Driver):
     """What a Linux pseries guest does with XIVE: a 64K event queue per CPU at the one priority it
     picks from ibm,plat-res-int-priorities (6 on QEMU), CPPR 0xff by a TIMA store, one IPI source
     per CPU triggered by an ESB store, H_INT_SET_SOURCE_CONFIG to route, ACK on the TIMA, the
@@ -524,18 +533,6 @@ class XiveDriver:
             if handled.kind == "spurious" and not self.m.irq_pending(vcpu):
                 break
             more = self.replay[vcpu] or self.m.irq_pending(vcpu)
-        return out
-
-    def drain(self, limit: int = 100_000) -> list[Handled]:
-        out: list[Handled] = []
-        progress = True
-        while progress and len(out) < limit:
-            progress = False
-            for vcpu in self.m.vcpus:
-                got = self.handle(vcpu)
-                if got:
-                    out.extend(got)
-                    progress = True
         return out
 
 
