@@ -12,8 +12,8 @@ import sys
 import time
 
 from spapr_irq.explore import matrix, resolve
-from spapr_irq.guest import GUESTS
-from spapr_irq.host import PRESETS
+from spapr_irq.guest.profiles import GUESTS
+from spapr_irq.host.host import PRESETS
 
 
 def best_of(n: int, fn) -> tuple[float, float]:

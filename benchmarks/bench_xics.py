@@ -7,7 +7,7 @@ the external-interrupt line, H_XIRR, the handler, H_EOI. Run: .venv/bin/python b
 from __future__ import annotations
 
 from rates import booted, rate
-from spapr_irq.guest import Workload
+from spapr_irq.devices import Workload
 
 
 def main(count: int = 50_000) -> None:

@@ -9,7 +9,7 @@ H_INT_ESB for an LSI). Run: .venv/bin/python benchmarks/bench_xive.py
 from __future__ import annotations
 
 from rates import booted, rate
-from spapr_irq.guest import Workload
+from spapr_irq.devices import Workload
 
 
 def main(count: int = 50_000) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from spapr_irq import Machine
-from spapr_irq.guest import Event, Workload
+from spapr_irq.devices import Event, Workload
 
 EVENTS = [Event("msi", 0, 5), Event("lsi", 1, 6), Event("ipi", 1, source=0), Event("msi", 1, 3),
           Event("ipi", 0, source=1), Event("lsi", 0, 5)]

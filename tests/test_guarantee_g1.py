@@ -13,7 +13,7 @@ import pytest
 
 from spapr_irq import PRESETS, parse_options
 from spapr_irq.explore import resolve
-from spapr_irq.machine import Machine
+from spapr_irq.machine.machine import Machine
 from spapr_irq.errors import MachineError
 
 VERSIONS = ("pseries-3.0", "pseries-4.0", "pseries-4.2", "pseries")

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from spapr_irq.errors import HostError
-from spapr_irq.host import PRESETS, Host, parse_host
-from spapr_irq.kvm import KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE, host_capability
+from spapr_irq.host.host import PRESETS, Host, parse_host
+from spapr_irq.host.kvm import host_capability
+from spapr_irq.host.uapi import KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE
 
 ALL_PRESETS = (
     "tcg",

@@ -1,4 +1,4 @@
-"""The modeled KVM device ABI (spapr_irq.kvm) against spec/linux.md A.1-A.6.
+"""The modeled KVM device ABI (spapr_irq.host.kvm) against spec/linux.md A.1-A.6.
 
 Devices are created, closed, attached to vCPUs and programmed through a ``Kvm(PRESETS[name])``;
 errno values are those the spec gives for each ioctl. The fault plan and the call log, which the
@@ -12,9 +12,10 @@ import errno as E
 import pytest
 
 from spapr_irq.errors import KvmError
-from spapr_irq.host import PRESETS, parse_host
-from spapr_irq.kvm import (
-    host_capability,
+from spapr_irq.host.host import PRESETS, parse_host
+from spapr_irq.host.kvm import Kvm, host_capability
+from spapr_irq.host.xics import XicsDevice
+from spapr_irq.host.uapi import (
     KERNEL_RTAS_CALLS,
     KVM_CAP_IRQ_XICS,
     KVM_CAP_PPC_IRQ_XIVE,
@@ -33,8 +34,6 @@ from spapr_irq.kvm import (
     KVM_XIVE_LEVEL_SENSITIVE,
     KVM_XIVE_TIMA_PAGE_OFFSET,
     KVMPPC_XIVE_NR_IRQS,
-    Kvm,
-    XicsDevice,
 )
 
 KVM_PRESETS = [name for name, host in PRESETS.items() if host.has_kvm]

@@ -1,4 +1,4 @@
-"""The in-kernel XICS (spapr_irq.kvm_xics, Linux book3s_xics.c) against spec/linux.md A.3 and C.3.
+"""The in-kernel XICS (spapr_irq.host.xics, Linux book3s_xics.c) against spec/linux.md A.3 and C.3.
 
 Each test drives a ``KernelXics`` directly: two ICPs (servers 0 and 1) are connected, sources are
 created through their 64-bit state word (``set_source``, KVM_DEV_XICS_GRP_SOURCES), interrupts
@@ -16,9 +16,8 @@ import errno as E
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spapr_irq.kvm_xics import (
-    H_PARAMETER,
-    H_SUCCESS,
+from spapr_irq.host.device import DeviceErrno as XicsErrno
+from spapr_irq.host.uapi import (
     ICP_CPPR_SHIFT,
     ICP_MFRR_SHIFT,
     ICP_PPRI_SHIFT,
@@ -32,13 +31,9 @@ from spapr_irq.kvm_xics import (
     KVM_XICS_PRESENTED,
     KVM_XICS_PRIORITY_SHIFT,
     KVM_XICS_QUEUED,
-    MASKED,
-    PQ_PRESENTED,
-    PQ_QUEUED,
-    XICS_IPI,
-    KernelXics,
-    XicsErrno,
 )
+from spapr_irq.host.xics import MASKED, PQ_PRESENTED, PQ_QUEUED, XICS_IPI, KernelXics
+from spapr_irq.papr import H_PARAMETER, H_SUCCESS
 
 MSI, MSI2, LSI = 0x1300, 0x1301, 0x1200  # all in ICS block 4
 UNSET_IN_BLOCK = 0x1302  # block 4 exists, this source was never set

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import P9, assert_clean, make, refused
 from spapr_irq import Machine, MachineError, papr
-from spapr_irq.machine import DispatchTable
+from spapr_irq.machine.dispatch import DispatchTable
 
 
 # --- the init checks, in QEMU's order ---------------------------------------------------------------------

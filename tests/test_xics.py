@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spapr_irq.xics import (ICP, XICS_STATUS_ASSERTED, XICS_STATUS_MASKED_PENDING,
+from spapr_irq.arch.xics import (ICP, XICS_STATUS_ASSERTED, XICS_STATUS_MASKED_PENDING,
                             XICS_STATUS_REJECTED, XICS_STATUS_SENT, Xics)
 
 MSI, MSI2, LSI = 0x1300, 0x1301, 0x1200

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from spapr_irq import Machine, MachineError, papr
-from spapr_irq.guest import Event, Handled, Workload
+from spapr_irq.devices import Event, Workload
+from spapr_irq.guest.driver import Handled
 
 H_SUCCESS, H_HARDWARE, H_PARAMETER, H_FUNCTION = 0, -1, -4, -2
 BACKENDS = {"emulated": "off", "kvm": "on"}

@@ -25,8 +25,9 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from spapr_irq import Machine
-from spapr_irq.guest import IPI_PRIORITY, Workload
-from spapr_irq.xics import XICS_STATUS_REJECTED
+from spapr_irq.devices import Workload
+from spapr_irq.guest.linux_xics import IPI_PRIORITY
+from spapr_irq.arch.xics import XICS_STATUS_REJECTED
 
 VCPUS = (0, 1)
 SOURCES = [("msi", 0, 5), ("msi", 1, 6), ("lsi", 0, 3), ("msi", 1, 3), ("lsi", 1, 6)]

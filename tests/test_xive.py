@@ -2,7 +2,7 @@
 and its pages, routing through the EAS and END into guest memory, and the TIMA of a thread context.
 
 Expected values are written out from the spec (PPC bit numbering, bit 0 = MSB), not taken from the
-module's own tables, so a wrong constant or transition in spapr_irq.xive shows up here.
+module's own tables, so a wrong constant or transition in spapr_irq.arch.xive shows up here.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spapr_irq.memory import GuestMemory
-from spapr_irq.xive import (ESB_INVALID, XiveRouter, XiveSource, XiveTCTX,
+from spapr_irq.arch.xive import (ESB_INVALID, XiveRouter, XiveSource, XiveTCTX,
                             end_qaddr, end_reset_value, ipb_to_pipr, nvt_cam_line,
                             priority_to_ipb)
-from spapr_irq import xive
+from spapr_irq.arch import xive
 
 
 def bit32(n: int) -> int:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from conftest import booted_xive as machine_for, migrate_xive
 from spapr_irq import Machine
-from spapr_irq.guest import Workload
-from spapr_irq.xive import XIVE_ESB_PENDING, XIVE_ESB_QUEUED
+from spapr_irq.devices import Workload
+from spapr_irq.arch.xive import XIVE_ESB_PENDING, XIVE_ESB_QUEUED
 
 
 def kinds(machine: Machine) -> list[tuple[str, int]]:

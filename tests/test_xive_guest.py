@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from spapr_irq import Machine
-from spapr_irq.guest import IPI_EISN, XIVE_BAD_IRQ, Event, Workload, XiveDriver, XIVE_SRC_H_INT_ESB
-from spapr_irq.xive import EAS_MASKED, EAS_VALID, XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_RESET
+from spapr_irq.devices import Event, Workload
+from spapr_irq.guest.linux_xive import IPI_EISN, XIVE_BAD_IRQ, XIVE_SRC_H_INT_ESB, XiveDriver
+from spapr_irq.arch.xive import EAS_MASKED, EAS_VALID, XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_RESET
 
 BACKENDS = ["off", "on"]
 

@@ -18,9 +18,9 @@ import pytest
 
 from conftest import P9, assert_clean
 from spapr_irq import FaultPlan, Machine, MachineError, papr
-from spapr_irq.kvm import KVM_DEV_XIVE_GRP_EQ_CONFIG, KVM_DEV_XIVE_GRP_SOURCE_SYNC
-from spapr_irq.machine import RAM_SIZE
-from spapr_irq.xive import EAS_MASKED, EAS_VALID, XIVE_ESB_OFF, end_reset_value
+from spapr_irq.host.uapi import KVM_DEV_XIVE_GRP_EQ_CONFIG, KVM_DEV_XIVE_GRP_SOURCE_SYNC
+from spapr_irq.machine.machine import RAM_SIZE
+from spapr_irq.arch.xive import EAS_MASKED, EAS_VALID, XIVE_ESB_OFF, end_reset_value
 
 H_SUCCESS, H_HARDWARE, H_FUNCTION, H_PARAMETER = 0, -1, -2, -4
 H_P2, H_P3, H_P4, H_P5 = -55, -56, -57, -58

@@ -14,9 +14,10 @@ import pytest
 
 from spapr_irq import Machine
 from spapr_irq.errors import StateError
-from spapr_irq.guest import Workload
-from spapr_irq.kvm import KVM_DEV_XIVE_EQ_SYNC, KVM_DEV_XIVE_GRP_CTRL, FaultPlan
-from spapr_irq.xive import XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_QUEUED, XIVE_ESB_RESET
+from spapr_irq.devices import Workload
+from spapr_irq.host.kvm import FaultPlan
+from spapr_irq.host.uapi import KVM_DEV_XIVE_EQ_SYNC, KVM_DEV_XIVE_GRP_CTRL
+from spapr_irq.arch.xive import XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_QUEUED, XIVE_ESB_RESET
 
 from conftest import assert_clean, booted_xive as xive_machine
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import booted_xive, migrate_xive
-from spapr_irq.guest import Workload
+from spapr_irq.devices import Workload
 
 VCPUS = (0, 1)
 SOURCES = [("msi", 0, 5), ("msi", 1, 6), ("lsi", 0, 3), ("msi", 1, 3), ("lsi", 1, 6)]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .explore import matrix, resolve
-from .guest import DEFAULT_GUEST, GUESTS
-from .host import DEFAULT_HOST, PRESETS
+from .guest.profiles import DEFAULT_GUEST, GUESTS
+from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from .config import MachineConfig, parse_options
 from .errors import MachineError
-from .guest import GUESTS, GuestProfile, get_guest
-from .host import PRESETS, Host, parse_host
-from .machine import Machine
+from .guest.profiles import GUESTS, GuestProfile, get_guest
+from .host.host import PRESETS, Host, parse_host
+from .machine.machine import Machine
 
 
 @dataclass

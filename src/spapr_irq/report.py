@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .explore import MATRIX_IRQCHIPS, MatrixCell, Outcome
-from .host import parse_host
+from .host.host import parse_host
 from .policy import RULES
 
 

@@ -1,7 +1,7 @@
 """The in-kernel XIVE as Linux KVM drives it (arch/powerpc/kvm/book3s_xive_native.c, spec/linux.md
 A.4): the KVM_DEV_TYPE_XIVE device's sources, event queues and virtual processors.
 
-Behind the device is the XIVE hardware, so the same router as QEMU's emulation (:mod:`xive`) does
+Behind the device is the XIVE hardware, so the same router as QEMU's emulation (:mod:`spapr_irq.arch.xive`) does
 the presenting here; what differs is how it is configured: every guest source is backed by a
 hardware IPI (so its ESB pages have MSI semantics and an LSI level lives in the source state),
 priority 7 is the escalation queue and refused, only 64K queues with unconditional notification
@@ -14,33 +14,24 @@ from __future__ import annotations
 import errno as E
 from dataclasses import dataclass
 
-from .xive import (EAS_END_INDEX_SHIFT, EAS_MASKED, EAS_VALID, END_W0_ENQUEUE, END_W0_QSIZE_SHIFT,
-                   END_W0_UCOND_NOTIFY, END_W0_VALID, END_W1_GENERATION, END_W1_PAGE_OFF_MASK,
-                   END_W7_F0_PRIORITY_SHIFT, TM_QW1_OS, XIVE_ESB_OFF, XiveRouter, XiveTCTX,
-                   nvt_cam_line)
+from ..arch.xive import (EAS_END_INDEX_SHIFT, EAS_MASKED, EAS_VALID, END_W0_ENQUEUE,
+                         END_W0_QSIZE_SHIFT, END_W0_UCOND_NOTIFY, END_W0_VALID, END_W1_GENERATION,
+                         END_W1_PAGE_OFF_MASK, END_W7_F0_PRIORITY_SHIFT, TM_QW1_OS, XIVE_ESB_OFF,
+                         XiveRouter, XiveTCTX, nvt_cam_line)
+from .device import DeviceErrno, KvmDevice, KvmVcpu, Sigbus
+from .uapi import (KVM_DEV_XIVE_EQ_SYNC, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_GRP_EQ_CONFIG,
+                   KVM_DEV_XIVE_GRP_SOURCE, KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
+                   KVM_DEV_XIVE_GRP_SOURCE_SYNC, KVM_DEV_XIVE_NR_SERVERS, KVM_DEV_XIVE_RESET,
+                   KVM_MAX_VCPU_IDS, KVM_MAX_VCPUS, KVM_XIVE_EQ_ALWAYS_NOTIFY,
+                   KVM_XIVE_EQ_PRIORITY_MASK, KVM_XIVE_EQ_SERVER_SHIFT, KVM_XIVE_ESB_PAGE_OFFSET,
+                   KVM_XIVE_LEVEL_ASSERTED, KVM_XIVE_LEVEL_SENSITIVE, KVM_XIVE_SOURCE_EISN_MASK,
+                   KVM_XIVE_SOURCE_EISN_SHIFT, KVM_XIVE_SOURCE_MASKED_SHIFT,
+                   KVM_XIVE_SOURCE_PRIORITY_MASK, KVM_XIVE_SOURCE_SERVER_MASK,
+                   KVM_XIVE_SOURCE_SERVER_SHIFT, KVM_XIVE_TIMA_PAGE_OFFSET, KVMPPC_XIVE_NR_IRQS)
 
-KVMPPC_XIVE_NR_IRQS = 1 << 20
 NVT_BASE = 0x400  # the model keeps QEMU's NVT numbering for the hardware VPs (CAMs are not
 #                   visible to the guest: the OS page gives no access to word 2)
 MASKED = 0xFF
-
-KVM_XIVE_SOURCE_PRIORITY_MASK = 0x7
-KVM_XIVE_SOURCE_SERVER_SHIFT, KVM_XIVE_SOURCE_SERVER_MASK = 3, 0xFFFFFFF8
-KVM_XIVE_SOURCE_MASKED_SHIFT = 32
-KVM_XIVE_SOURCE_EISN_SHIFT, KVM_XIVE_SOURCE_EISN_MASK = 33, 0xFFFFFFFE00000000
-KVM_XIVE_EQ_PRIORITY_MASK = 0x7
-KVM_XIVE_EQ_SERVER_SHIFT = 3
-KVM_XIVE_EQ_ALWAYS_NOTIFY = 0x1
-KVM_XIVE_LEVEL_SENSITIVE, KVM_XIVE_LEVEL_ASSERTED = 0x1, 0x2
-
-
-class XiveErrno(Exception):
-    def __init__(self, errno: int) -> None:
-        self.errno = errno
-
-
-class Sigbus(Exception):
-    """A guest access to a page of the KVM mapping that the kernel does not back."""
 
 
 @dataclass
@@ -96,7 +87,7 @@ class KernelXive:
     def set_source(self, srcno: int, flags: int) -> None:
         """Allocate (or reset) a source: its IPI masked with PQ=01, its EAS masked."""
         if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
-            raise XiveErrno(E.E2BIG)
+            raise DeviceErrno(E.E2BIG)
         self.valid.add(srcno)
         (self.lsi.add if flags & KVM_XIVE_LEVEL_SENSITIVE else self.lsi.discard)(srcno)
         (self.asserted.add if flags & KVM_XIVE_LEVEL_ASSERTED else self.asserted.discard)(srcno)
@@ -107,15 +98,15 @@ class KernelXive:
     # -- KVM_DEV_XIVE_GRP_SOURCE_CONFIG -----------------------------------------------------------------
     def set_source_config(self, srcno: int, value: int) -> None:
         if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
-            raise XiveErrno(E.ENOENT)
+            raise DeviceErrno(E.ENOENT)
         if srcno not in self.valid:
-            raise XiveErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         priority = value & KVM_XIVE_SOURCE_PRIORITY_MASK
         server = (value & KVM_XIVE_SOURCE_SERVER_MASK) >> KVM_XIVE_SOURCE_SERVER_SHIFT
         masked = (value >> KVM_XIVE_SOURCE_MASKED_SHIFT) & 1
         eisn = (value & KVM_XIVE_SOURCE_EISN_MASK) >> KVM_XIVE_SOURCE_EISN_SHIFT
         if priority != prio_from_guest(priority):
-            raise XiveErrno(E.EINVAL)  # "invalid priority for queue %d for VCPU %d"
+            raise DeviceErrno(E.EINVAL)  # "invalid priority for queue %d for VCPU %d"
         if self.config.get(srcno) == (server, priority, eisn):
             return
         if priority != MASKED and not masked:
@@ -130,41 +121,41 @@ class KernelXive:
     def _select_target(self, server: int, priority: int) -> int:
         """kvmppc_xive_select_target: the server if its queue exists, else any vCPU's that does."""
         if server not in self.servers:
-            raise XiveErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         if (server << 3) | priority in self.queues:
             return server
         for other in sorted(self.servers):
             if (other << 3) | priority in self.queues:
                 return other
-        raise XiveErrno(E.EBUSY)
+        raise DeviceErrno(E.EBUSY)
 
     def source_sync(self, srcno: int) -> None:
         if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
-            raise XiveErrno(E.ENOENT)
+            raise DeviceErrno(E.ENOENT)
         if srcno not in self.valid:
-            raise XiveErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
 
     # -- KVM_DEV_XIVE_GRP_EQ_CONFIG ------------------------------------------------------------------------
     def set_queue_config(self, eq_idx: int, eq: KvmPpcXiveEq) -> None:
         priority = eq_idx & KVM_XIVE_EQ_PRIORITY_MASK
         server = eq_idx >> KVM_XIVE_EQ_SERVER_SHIFT
         if server not in self.servers:
-            raise XiveErrno(E.ENOENT)
+            raise DeviceErrno(E.ENOENT)
         if priority != prio_from_guest(priority):
-            raise XiveErrno(E.EINVAL)  # "Trying to restore invalid queue %d for VCPU %d"
+            raise DeviceErrno(E.EINVAL)  # "Trying to restore invalid queue %d for VCPU %d"
         end_idx = (server << 3) | priority
         if not eq.qshift:
             self.queues.pop(end_idx, None)
             self.router.endt.pop(end_idx, None)
             return
         if eq.flags != KVM_XIVE_EQ_ALWAYS_NOTIFY:
-            raise XiveErrno(E.EINVAL)  # END ESB coalescing is not supported
+            raise DeviceErrno(E.EINVAL)  # END ESB coalescing is not supported
         if eq.qshift != 16:
-            raise XiveErrno(E.EINVAL)  # only 64K queues
+            raise DeviceErrno(E.EINVAL)  # only 64K queues
         if eq.qaddr & ((1 << eq.qshift) - 1):
-            raise XiveErrno(E.EINVAL)  # "queue page is not aligned"
+            raise DeviceErrno(E.EINVAL)  # "queue page is not aligned"
         if not self.memory.contains(eq.qaddr, 1 << eq.qshift):
-            raise XiveErrno(E.EINVAL)  # "Couldn't get queue page"
+            raise DeviceErrno(E.EINVAL)  # "Couldn't get queue page"
         toggle, index = 1, 0
         if eq.qtoggle != 1 or eq.qindex != 0:  # restore the queue state only when asked
             toggle, index = eq.qtoggle & 1, eq.qindex & END_W1_PAGE_OFF_MASK
@@ -180,9 +171,9 @@ class KernelXive:
         priority = eq_idx & KVM_XIVE_EQ_PRIORITY_MASK
         server = eq_idx >> KVM_XIVE_EQ_SERVER_SHIFT
         if server not in self.servers:
-            raise XiveErrno(E.ENOENT)
+            raise DeviceErrno(E.ENOENT)
         if priority != prio_from_guest(priority):
-            raise XiveErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         end_idx = (server << 3) | priority
         queue = self.queues.get(end_idx)
         if queue is None:
@@ -224,3 +215,92 @@ class KernelXive:
             return tctx.tm_read(offset, size)[0]
         tctx.tm_write(offset, value, size)
         return None
+
+
+class XiveNativeDevice(KvmDevice):
+    """KVM_DEV_TYPE_XIVE: the XIVE native exploitation device (kvm-xive-native, Linux 5.2+)."""
+
+    kind = "kvm-xive-native"
+
+    def __init__(self, kvm, fd: int) -> None:
+        super().__init__(kvm, fd)
+        self.state = KernelXive(kvm.memory)
+        self.nr_servers = KVM_MAX_VCPUS
+        self.vp_block_allocated = False
+        self.mappings: set[int] = set()  # mmap page offsets currently mapped
+
+    @property
+    def sources(self) -> dict[int, int]:
+        """Allocated sources and their KVM_XIVE_LEVEL_* flags."""
+        st = self.state
+        return {srcno: (KVM_XIVE_LEVEL_SENSITIVE if srcno in st.lsi else 0)
+                | (KVM_XIVE_LEVEL_ASSERTED if srcno in st.asserted else 0) for srcno in st.valid}
+
+    @property
+    def resets(self) -> int:
+        return self.state.resets
+
+    def has_attr(self, group: int, attr: int) -> bool:
+        if group == KVM_DEV_XIVE_GRP_CTRL:
+            if attr == KVM_DEV_XIVE_NR_SERVERS:
+                return self.kvm.host.nr_servers_attr
+            return attr in (KVM_DEV_XIVE_RESET, KVM_DEV_XIVE_EQ_SYNC)
+        if group in (KVM_DEV_XIVE_GRP_SOURCE, KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
+                     KVM_DEV_XIVE_GRP_SOURCE_SYNC):
+            return 0 <= attr < KVMPPC_XIVE_NR_IRQS
+        return group == KVM_DEV_XIVE_GRP_EQ_CONFIG
+
+    def set_attr(self, group: int, attr: int, value) -> None:
+        if group == KVM_DEV_XIVE_GRP_CTRL:
+            if attr == KVM_DEV_XIVE_RESET:
+                self.state.reset()
+                return
+            if attr == KVM_DEV_XIVE_EQ_SYNC:
+                return  # flushes in-flight events (none are in flight in the model)
+            if attr == KVM_DEV_XIVE_NR_SERVERS and self.kvm.host.nr_servers_attr:
+                if value == 0 or value > KVM_MAX_VCPU_IDS:
+                    raise DeviceErrno(E.EINVAL)
+                if self.vp_block_allocated:
+                    raise DeviceErrno(E.EBUSY)
+                self.nr_servers = min(value, KVM_MAX_VCPUS)
+                return
+            raise DeviceErrno(E.ENXIO)
+        if group == KVM_DEV_XIVE_GRP_SOURCE:
+            self.state.set_source(attr, value & (KVM_XIVE_LEVEL_SENSITIVE | KVM_XIVE_LEVEL_ASSERTED))
+            return
+        if group == KVM_DEV_XIVE_GRP_SOURCE_CONFIG:
+            self.state.set_source_config(attr, value)
+            return
+        if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
+            self.state.set_queue_config(attr, value)
+            return
+        if group == KVM_DEV_XIVE_GRP_SOURCE_SYNC:
+            self.state.source_sync(attr)
+            return
+        raise DeviceErrno(E.ENXIO)
+
+    def get_attr(self, group: int, attr: int):
+        if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
+            return self.state.get_queue_config(attr)
+        raise DeviceErrno(E.ENXIO)
+
+    def connect_vcpu(self, vcpu: KvmVcpu, server: int) -> None:
+        if server >= self.nr_servers:
+            raise DeviceErrno(E.EINVAL)
+        self.vp_block_allocated = True
+        vcpu.attach(self, server)
+        self.state.connect_vcpu(server)
+
+    def mmap(self, pgoff: int, npages: int) -> None:
+        if pgoff == KVM_XIVE_TIMA_PAGE_OFFSET and npages <= 4:
+            self.mappings.add(pgoff)
+            return
+        if pgoff == KVM_XIVE_ESB_PAGE_OFFSET and npages <= KVMPPC_XIVE_NR_IRQS * 2:
+            self.mappings.add(pgoff)
+            return
+        raise DeviceErrno(E.EINVAL)
+
+    def release(self) -> None:
+        self.mappings.clear()
+        self.state = KernelXive(self.kvm.memory)
+        super().release()

@@ -13,57 +13,14 @@ from __future__ import annotations
 import errno as E
 from dataclasses import dataclass, field
 
-from .errors import KvmError
+from ..errors import KvmError
+from .device import DeviceErrno, KvmDevice, KvmVcpu, Sigbus
 from .host import Host
-from .kvm_xics import KernelXics, XicsErrno
-from .kvm_xive import KernelXive, Sigbus, XiveErrno
-
-# --- ABI numbers (include/uapi/linux/kvm.h, arch/powerpc/include/uapi/asm/kvm.h) ----------------------
-KVM_CAP_PPC_RTAS = 91
-KVM_CAP_IRQ_XICS = 92
-KVM_CAP_PPC_IRQ_XIVE = 169
-
-KVM_DEV_TYPE_XICS = 3
-KVM_DEV_TYPE_XIVE = 9
-DEVICE_TYPE_NAMES = {KVM_DEV_TYPE_XICS: "XICS", KVM_DEV_TYPE_XIVE: "XIVE"}
-
-KVM_DEV_XICS_GRP_SOURCES = 1
-KVM_DEV_XICS_GRP_CTRL = 2
-KVM_DEV_XICS_NR_SERVERS = 1
-
-KVM_DEV_XIVE_GRP_CTRL = 1
-KVM_DEV_XIVE_RESET = 1
-KVM_DEV_XIVE_EQ_SYNC = 2
-KVM_DEV_XIVE_NR_SERVERS = 3
-KVM_DEV_XIVE_GRP_SOURCE = 2
-KVM_DEV_XIVE_GRP_SOURCE_CONFIG = 3
-KVM_DEV_XIVE_GRP_EQ_CONFIG = 4
-KVM_DEV_XIVE_GRP_SOURCE_SYNC = 5
-
-KVM_XIVE_LEVEL_SENSITIVE = 1 << 0
-KVM_XIVE_LEVEL_ASSERTED = 1 << 1
-
-KVM_XICS_DESTINATION_MASK = 0xFFFFFFFF
-KVM_XICS_PRIORITY_SHIFT = 32
-KVM_XICS_LEVEL_SENSITIVE = 1 << 40
-KVM_XICS_MASKED = 1 << 41
-KVM_XICS_PENDING = 1 << 42
-KVM_XICS_PRESENTED = 1 << 43
-KVM_XICS_QUEUED = 1 << 44
-
-KVM_REG_PPC_ICP_STATE = 0x8C  # KVM_REG_PPC | KVM_REG_SIZE_U64 | 0x8c, by its index
-
-KVM_XIVE_TIMA_PAGE_OFFSET = 0
-KVM_XIVE_ESB_PAGE_OFFSET = 4
-
-KVMPPC_XICS_FIRST_IRQ = 16
-KVMPPC_XICS_NR_IRQS = 1 << 20
-KVMPPC_XIVE_NR_IRQS = KVMPPC_XICS_NR_IRQS
-KVM_MAX_VCPUS = 2048
-KVM_MAX_VCPU_IDS = KVM_MAX_VCPUS * 8
-
-#: Names the kernel serves as RTAS calls when a token is defined for them (book3s_rtas.c).
-KERNEL_RTAS_CALLS = ("ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")
+from .uapi import (KERNEL_RTAS_CALLS, DEVICE_TYPE_NAMES, KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE,
+                   KVM_CAP_PPC_RTAS, KVM_DEV_TYPE_XICS, KVM_DEV_TYPE_XIVE, KVM_REG_PPC_ICP_STATE,
+                   KVM_XIVE_ESB_PAGE_OFFSET, KVM_XIVE_TIMA_PAGE_OFFSET)
+from .xics import XicsDevice
+from .xive_native import XiveNativeDevice
 
 
 def host_capability(host: Host, cap: int) -> int:
@@ -124,239 +81,6 @@ class FaultPlan:
     @property
     def armed(self) -> bool:
         return bool(self.faults)
-
-
-# --- Devices -------------------------------------------------------------------------------------------
-
-
-class KvmDevice:
-    """An in-kernel interrupt-controller device. `kind` is the kernel's ops name."""
-
-    kind = ""
-    type_id = 0
-
-    def __init__(self, kvm: "Kvm", fd: int) -> None:
-        self.kvm = kvm
-        self.fd = fd
-        self.released = False
-        self.vcpus: set[int] = set()  # vCPU ids whose presenter is attached
-
-    # Attribute access: subclasses map (group, attr) to handlers returning a value or raising errno.
-    def set_attr(self, group: int, attr: int, value) -> None:
-        raise _errno(E.ENXIO)
-
-    def get_attr(self, group: int, attr: int):
-        raise _errno(E.ENXIO)
-
-    def has_attr(self, group: int, attr: int) -> bool:
-        return False
-
-    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
-        raise _errno(E.EPERM)
-
-    def release(self) -> None:
-        """The 'release' method: detach every presenter and forget the device's state."""
-        for vcpu_id in list(self.vcpus):
-            self.kvm.vcpus[vcpu_id].detach()
-        self.vcpus.clear()
-        self.released = True
-
-
-class _Errno(Exception):
-    def __init__(self, errno: int) -> None:
-        self.errno = errno
-
-
-def _errno(code: int) -> _Errno:
-    return _Errno(code)
-
-
-class XicsDevice(KvmDevice):
-    """KVM_DEV_TYPE_XICS: the software XICS (kvm-xics) or XICS-on-XIVE (kvm-xive)."""
-
-    type_id = KVM_DEV_TYPE_XICS
-
-    def __init__(self, kvm: "Kvm", fd: int, kind: str) -> None:
-        super().__init__(kvm, fd)
-        self.kind = kind
-        #: The kernel's XICS state. XICS-on-XIVE (kvm-xive) implements the same presentation
-        #: rules on XIVE hardware; the model uses one implementation for both kinds.
-        self.state = KernelXics()
-        self.nr_servers = KVM_MAX_VCPUS
-        self.vp_block_allocated = False
-
-    @property
-    def _has_ctrl(self) -> bool:
-        return self.kind == "kvm-xive" and self.kvm.host.nr_servers_attr
-
-    def has_attr(self, group: int, attr: int) -> bool:
-        if group == KVM_DEV_XICS_GRP_SOURCES:
-            return KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
-        if group == KVM_DEV_XICS_GRP_CTRL:
-            return self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS
-        return False
-
-    def set_attr(self, group: int, attr: int, value) -> None:
-        if group == KVM_DEV_XICS_GRP_SOURCES:
-            if not KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS:
-                raise _errno(E.ENOENT)
-            # xics_set_source: the priority field is checked before MASKED is applied, and the
-            # destination is an interrupt server number given at vCPU connect.
-            try:
-                self.state.set_source(attr, value)
-            except XicsErrno as exc:
-                raise _errno(exc.errno) from None
-            return
-        if group == KVM_DEV_XICS_GRP_CTRL and self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS:
-            self._set_nr_servers(value)
-            return
-        raise _errno(E.ENXIO)
-
-    def _set_nr_servers(self, value: int) -> None:
-        if value == 0 or value > KVM_MAX_VCPU_IDS:
-            raise _errno(E.EINVAL)
-        if self.vp_block_allocated:
-            raise _errno(E.EBUSY)
-        self.nr_servers = min(value, KVM_MAX_VCPUS)
-
-    def get_attr(self, group: int, attr: int):
-        if group == KVM_DEV_XICS_GRP_SOURCES:
-            try:
-                return self.state.get_source(attr)
-            except XicsErrno as exc:
-                raise _errno(exc.errno) from None
-        raise _errno(E.ENXIO)
-
-    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
-        if self.kind == "kvm-xive":
-            if server >= self.nr_servers:
-                raise _errno(E.EINVAL)
-            self.vp_block_allocated = True
-        vcpu.attach(self, server)
-        self.state.connect_icp(server)
-
-    def release(self) -> None:
-        self.state = KernelXics()
-        super().release()
-
-
-class XiveNativeDevice(KvmDevice):
-    """KVM_DEV_TYPE_XIVE: the XIVE native exploitation device (kvm-xive-native, Linux 5.2+)."""
-
-    kind = "kvm-xive-native"
-    type_id = KVM_DEV_TYPE_XIVE
-
-    def __init__(self, kvm: "Kvm", fd: int) -> None:
-        super().__init__(kvm, fd)
-        self.state = KernelXive(kvm.memory)
-        self.nr_servers = KVM_MAX_VCPUS
-        self.vp_block_allocated = False
-        self.mappings: set[int] = set()  # mmap page offsets currently mapped
-
-    @property
-    def sources(self) -> dict[int, int]:
-        """Allocated sources and their KVM_XIVE_LEVEL_* flags."""
-        st = self.state
-        return {srcno: (KVM_XIVE_LEVEL_SENSITIVE if srcno in st.lsi else 0)
-                | (KVM_XIVE_LEVEL_ASSERTED if srcno in st.asserted else 0) for srcno in st.valid}
-
-    @property
-    def resets(self) -> int:
-        return self.state.resets
-
-    def has_attr(self, group: int, attr: int) -> bool:
-        if group == KVM_DEV_XIVE_GRP_CTRL:
-            if attr == KVM_DEV_XIVE_NR_SERVERS:
-                return self.kvm.host.nr_servers_attr
-            return attr in (KVM_DEV_XIVE_RESET, KVM_DEV_XIVE_EQ_SYNC)
-        if group in (KVM_DEV_XIVE_GRP_SOURCE, KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
-                     KVM_DEV_XIVE_GRP_SOURCE_SYNC):
-            return 0 <= attr < KVMPPC_XIVE_NR_IRQS
-        return group == KVM_DEV_XIVE_GRP_EQ_CONFIG
-
-    def set_attr(self, group: int, attr: int, value) -> None:
-        try:
-            self._set_attr(group, attr, value)
-        except XiveErrno as exc:
-            raise _errno(exc.errno) from None
-
-    def _set_attr(self, group: int, attr: int, value) -> None:
-        if group == KVM_DEV_XIVE_GRP_CTRL:
-            if attr == KVM_DEV_XIVE_RESET:
-                self.state.reset()
-                return
-            if attr == KVM_DEV_XIVE_EQ_SYNC:
-                return  # flushes in-flight events (none are in flight in the model)
-            if attr == KVM_DEV_XIVE_NR_SERVERS and self.kvm.host.nr_servers_attr:
-                if value == 0 or value > KVM_MAX_VCPU_IDS:
-                    raise _errno(E.EINVAL)
-                if self.vp_block_allocated:
-                    raise _errno(E.EBUSY)
-                self.nr_servers = min(value, KVM_MAX_VCPUS)
-                return
-            raise _errno(E.ENXIO)
-        if group == KVM_DEV_XIVE_GRP_SOURCE:
-            self.state.set_source(attr, value & (KVM_XIVE_LEVEL_SENSITIVE | KVM_XIVE_LEVEL_ASSERTED))
-            return
-        if group == KVM_DEV_XIVE_GRP_SOURCE_CONFIG:
-            self.state.set_source_config(attr, value)
-            return
-        if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
-            self.state.set_queue_config(attr, value)
-            return
-        if group == KVM_DEV_XIVE_GRP_SOURCE_SYNC:
-            self.state.source_sync(attr)
-            return
-        raise _errno(E.ENXIO)
-
-    def get_attr(self, group: int, attr: int):
-        if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
-            try:
-                return self.state.get_queue_config(attr)
-            except XiveErrno as exc:
-                raise _errno(exc.errno) from None
-        raise _errno(E.ENXIO)
-
-    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
-        if server >= self.nr_servers:
-            raise _errno(E.EINVAL)
-        self.vp_block_allocated = True
-        vcpu.attach(self, server)
-        self.state.connect_vcpu(server)
-
-    def mmap(self, pgoff: int, npages: int) -> None:
-        if pgoff == KVM_XIVE_TIMA_PAGE_OFFSET and npages <= 4:
-            self.mappings.add(pgoff)
-            return
-        if pgoff == KVM_XIVE_ESB_PAGE_OFFSET and npages <= KVMPPC_XIVE_NR_IRQS * 2:
-            self.mappings.add(pgoff)
-            return
-        raise _errno(E.EINVAL)
-
-    def release(self) -> None:
-        self.mappings.clear()
-        self.state = KernelXive(self.kvm.memory)
-        super().release()
-
-
-@dataclass
-class KvmVcpu:
-    """A vCPU fd. `irq_type` is which presenter it is attached to (None = KVMPPC_IRQ_DEFAULT)."""
-
-    vcpu_id: int
-    device: KvmDevice | None = None
-    server: int | None = None
-
-    @property
-    def irq_type(self) -> str | None:
-        return None if self.device is None else self.device.kind
-
-    def attach(self, device: KvmDevice, server: int) -> None:
-        self.device, self.server = device, server
-        device.vcpus.add(self.vcpu_id)
-
-    def detach(self) -> None:
-        self.device, self.server = None, None
 
 
 # --- The VM ---------------------------------------------------------------------------------------------
@@ -457,7 +181,7 @@ class Kvm:
         device = self._device("set_attr", fd)
         try:
             device.set_attr(group, attr, value)
-        except _Errno as exc:
+        except DeviceErrno as exc:
             raise KvmError("set_attr", exc.errno) from None
 
     def get_attr(self, fd: int, group: int, attr: int):
@@ -466,7 +190,7 @@ class Kvm:
         device = self._device("get_attr", fd)
         try:
             return device.get_attr(group, attr)
-        except _Errno as exc:
+        except DeviceErrno as exc:
             raise KvmError("get_attr", exc.errno) from None
 
     def has_attr(self, fd: int, group: int, attr: int) -> bool:
@@ -482,7 +206,7 @@ class Kvm:
             raise KvmError("mmap", E.ENODEV)
         try:
             device.mmap(pgoff, npages)
-        except _Errno as exc:
+        except DeviceErrno as exc:
             raise KvmError("mmap", exc.errno) from None
 
     def munmap(self, fd: int, pgoff: int) -> None:
@@ -519,7 +243,7 @@ class Kvm:
             raise KvmError("enable_cap", E.EBUSY)
         try:
             device.connect_vcpu(vcpu, server)
-        except _Errno as exc:
+        except DeviceErrno as exc:
             raise KvmError("enable_cap", exc.errno) from None
 
     def set_one_reg(self, vcpu_id: int, reg: int, value: int) -> None:
@@ -528,7 +252,7 @@ class Kvm:
         device, server = self._xics_presenter("set_one_reg", vcpu_id, reg)
         try:
             device.state.set_icp(server, value)
-        except XicsErrno as exc:
+        except DeviceErrno as exc:
             raise KvmError("set_one_reg", exc.errno) from None
 
     def get_one_reg(self, vcpu_id: int, reg: int) -> int:
@@ -622,7 +346,7 @@ class Kvm:
                 xics.int_off(args[0])
             else:
                 xics.int_on(args[0])
-        except XicsErrno:
+        except DeviceErrno:
             return (-3,)
         return (0,)
 
@@ -661,7 +385,7 @@ class Kvm:
             raise KvmError("irq_line", E.ENXIO)
         try:
             device.state.irq_line(irq, level)
-        except XicsErrno as exc:
+        except DeviceErrno as exc:
             raise KvmError("irq_line", exc.errno) from None
 
     # -- RTAS ---------------------------------------------------------------------------------------

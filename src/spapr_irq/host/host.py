@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .config import CPU_FAMILIES
-from .errors import HostError
+from ..config import CPU_FAMILIES
+from ..errors import HostError
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""The in-kernel XICS as Linux KVM implements it (arch/powerpc/kvm/book3s_xics.c, spec/linux.md A.3,
-C.3): the state the host kernel owns while QEMU runs XICS "in-kernel".
+"""The software XICS as Linux KVM implements it (arch/powerpc/kvm/book3s_xics.c, spec/linux.md A.3,
+C.3): the ``kvm-xics`` device behind KVM_DEV_TYPE_XICS on POWER8 hosts, on POWER9 hosts booted
+xive=off and in nested (pseries L1) hypervisors.
 
-It differs from QEMU's emulation (:mod:`xics`) in how it remembers work: a source carries P/Q bits
-(an MSI that fires while presented is queued, and EOI shifts Q into P), a failed delivery marks the
-source ``resend`` and the ICP ``need_resend``, and a rejected interrupt is offered again at once
-rather than waiting for the next resend. The guest-visible sequence is the same for a well-behaved
-guest; the few edges where the two differ are stated in tests.
+It differs from QEMU's emulation (:mod:`spapr_irq.arch.xics`) in how it remembers work: a source
+carries P/Q bits (an MSI that fires while presented is queued, and EOI shifts Q into P), a failed
+delivery marks the source ``resend`` and the ICP ``need_resend``, and a rejected interrupt is
+offered again at once rather than waiting for the next resend. The guest-visible sequence is the
+same for a well-behaved guest; the few edges where the two differ are stated in tests.
 """
 
 from __future__ import annotations
@@ -13,36 +14,21 @@ from __future__ import annotations
 import errno as E
 from dataclasses import dataclass, field
 
+from ..papr import H_PARAMETER, H_SUCCESS
+from .device import DeviceErrno, KvmDevice, KvmVcpu
+from .uapi import (ICP_CPPR_SHIFT, ICP_MFRR_SHIFT, ICP_PPRI_SHIFT, ICP_XISR_SHIFT,
+                   KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_GRP_SOURCES, KVM_DEV_XICS_NR_SERVERS,
+                   KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET, KVM_MAX_VCPU_IDS,
+                   KVM_MAX_VCPUS, KVM_XICS_DESTINATION_MASK, KVM_XICS_LEVEL_SENSITIVE,
+                   KVM_XICS_MASKED, KVM_XICS_PENDING, KVM_XICS_PRESENTED, KVM_XICS_PRIORITY_SHIFT,
+                   KVM_XICS_QUEUED, KVMPPC_XICS_FIRST_IRQ, KVMPPC_XICS_ICS_SHIFT, KVMPPC_XICS_NR_IRQS)
+
 MASKED = 0xFF
 XICS_IPI = 2
 PQ_PRESENTED = 1
 PQ_QUEUED = 2
-ICS_SHIFT = 10  # KVMPPC_XICS_ICS_SHIFT: 1024 sources per ICS block
-FIRST_IRQ = 16
+ICS_SHIFT = KVMPPC_XICS_ICS_SHIFT
 
-# KVM_IRQ_LINE levels for XICS (include/uapi/linux/kvm.h, as 32-bit values)
-KVM_INTERRUPT_SET = 0xFFFFFFFF
-KVM_INTERRUPT_UNSET = 0xFFFFFFFE
-KVM_INTERRUPT_SET_LEVEL = 0xFFFFFFFD
-
-# Source state word (KVM_DEV_XICS_GRP_SOURCES)
-KVM_XICS_DESTINATION_MASK = 0xFFFFFFFF
-KVM_XICS_PRIORITY_SHIFT = 32
-KVM_XICS_LEVEL_SENSITIVE = 1 << 40
-KVM_XICS_MASKED = 1 << 41
-KVM_XICS_PENDING = 1 << 42
-KVM_XICS_PRESENTED = 1 << 43
-KVM_XICS_QUEUED = 1 << 44
-
-# ICP state register (KVM_REG_PPC_ICP_STATE)
-ICP_CPPR_SHIFT, ICP_XISR_SHIFT, ICP_MFRR_SHIFT, ICP_PPRI_SHIFT = 56, 32, 24, 16
-
-H_SUCCESS, H_PARAMETER = 0, -4
-
-
-class XicsErrno(Exception):
-    def __init__(self, errno: int) -> None:
-        self.errno = errno
 
 
 @dataclass
@@ -209,7 +195,7 @@ class KernelXics:
     def irq_line(self, irq: int, level: int) -> None:
         source = self.find_source(irq)
         if source is None or not source.exists:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         if level in (KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_SET):
             level = 1
         elif level == KVM_INTERRUPT_UNSET:
@@ -240,30 +226,30 @@ class KernelXics:
         source = self.find_source(irq)
         icp = self.icps.get(server)
         if source is None or icp is None:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         if self._write_xive(source, server, priority, priority):
             self.deliver(icp, irq, False)
 
     def get_xive(self, irq: int) -> tuple[int, int]:
         source = self.find_source(irq)
         if source is None:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         return source.server, source.priority
 
     def int_on(self, irq: int) -> None:
         source = self.find_source(irq)
         if source is None:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         icp = self.icps.get(source.server)
         if icp is None:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         if self._write_xive(source, source.server, source.saved_priority, source.saved_priority):
             self.deliver(icp, irq, False)
 
     def int_off(self, irq: int) -> None:
         source = self.find_source(irq)
         if source is None:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         self._write_xive(source, source.server, MASKED, source.priority)
 
     # -- device attributes and ONE_REG ---------------------------------------------------------------------
@@ -273,7 +259,7 @@ class KernelXics:
         priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
         server = value & KVM_XICS_DESTINATION_MASK
         if priority != MASKED and server not in self.icps:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         source = self.find_source(irq)
         source.server, source.saved_priority = server, priority
         source.priority = MASKED if value & KVM_XICS_MASKED else priority
@@ -291,7 +277,7 @@ class KernelXics:
     def get_source(self, irq: int) -> int:
         source = self.sources.get(irq) if irq >> ICS_SHIFT in self.blocks else None
         if source is None or not source.exists:
-            raise XicsErrno(E.ENOENT)
+            raise DeviceErrno(E.ENOENT)
         value = source.server
         priority = source.priority
         if priority == MASKED:
@@ -325,15 +311,76 @@ class KernelXics:
         pending = (value >> ICP_PPRI_SHIFT) & 0xFF
         if xisr == 0:
             if pending != 0xFF:
-                raise XicsErrno(E.EINVAL)
+                raise DeviceErrno(E.EINVAL)
         elif xisr == XICS_IPI:
             if pending != mfrr or pending >= cppr:
-                raise XicsErrno(E.EINVAL)
+                raise DeviceErrno(E.EINVAL)
         elif pending >= mfrr or pending >= cppr or self.find_source(xisr) is None:
-            raise XicsErrno(E.EINVAL)
+            raise DeviceErrno(E.EINVAL)
         resend = False
         if mfrr > icp.mfrr:
             resend, icp.need_resend = icp.need_resend, False
         icp.cppr, icp.xisr, icp.mfrr, icp.pending_pri = cppr, xisr, mfrr, pending
         if resend:
             self.check_resend(icp)
+
+
+class XicsDevice(KvmDevice):
+    """KVM_DEV_TYPE_XICS: the software XICS (kvm-xics) or XICS-on-XIVE (kvm-xive)."""
+
+    def __init__(self, kvm, fd: int, kind: str) -> None:
+        super().__init__(kvm, fd)
+        self.kind = kind
+        #: The kernel's XICS state. XICS-on-XIVE (kvm-xive) implements the same presentation
+        #: rules on XIVE hardware; the model uses one implementation for both kinds.
+        self.state = KernelXics()
+        self.nr_servers = KVM_MAX_VCPUS
+        self.vp_block_allocated = False
+
+    @property
+    def _has_ctrl(self) -> bool:
+        return self.kind == "kvm-xive" and self.kvm.host.nr_servers_attr
+
+    def has_attr(self, group: int, attr: int) -> bool:
+        if group == KVM_DEV_XICS_GRP_SOURCES:
+            return KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
+        if group == KVM_DEV_XICS_GRP_CTRL:
+            return self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS
+        return False
+
+    def set_attr(self, group: int, attr: int, value) -> None:
+        if group == KVM_DEV_XICS_GRP_SOURCES:
+            if not KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS:
+                raise DeviceErrno(E.ENOENT)
+            # xics_set_source: the priority field is checked before MASKED is applied, and the
+            # destination is an interrupt server number given at vCPU connect.
+            self.state.set_source(attr, value)
+            return
+        if group == KVM_DEV_XICS_GRP_CTRL and self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS:
+            self._set_nr_servers(value)
+            return
+        raise DeviceErrno(E.ENXIO)
+
+    def _set_nr_servers(self, value: int) -> None:
+        if value == 0 or value > KVM_MAX_VCPU_IDS:
+            raise DeviceErrno(E.EINVAL)
+        if self.vp_block_allocated:
+            raise DeviceErrno(E.EBUSY)
+        self.nr_servers = min(value, KVM_MAX_VCPUS)
+
+    def get_attr(self, group: int, attr: int):
+        if group == KVM_DEV_XICS_GRP_SOURCES:
+            return self.state.get_source(attr)
+        raise DeviceErrno(E.ENXIO)
+
+    def connect_vcpu(self, vcpu: KvmVcpu, server: int) -> None:
+        if self.kind == "kvm-xive":
+            if server >= self.nr_servers:
+                raise DeviceErrno(E.EINVAL)
+            self.vp_block_allocated = True
+        vcpu.attach(self, server)
+        self.state.connect_icp(server)
+
+    def release(self) -> None:
+        self.state = KernelXics()
+        super().release()

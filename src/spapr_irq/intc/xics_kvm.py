@@ -1,0 +1,181 @@
+"""QEMU's in-kernel XICS (hw/intc/xics_kvm.c): the ICS and ICPs pushed into KVM_DEV_TYPE_XICS,
+the kernel RTAS tokens, the presenters attached to the vCPUs, and the state pulled back.
+
+:class:`XicsKvm` is the KVM side of :class:`~spapr_irq.intc.xics.XicsController`; it reads and writes
+the controller's ICS and ICPs as QEMU's functions read and write the ICSState and ICPState.
+"""
+
+from __future__ import annotations
+
+import errno as E
+
+from .. import papr
+from ..arch.xics import (ICP, XICS_STATUS_ASSERTED, XICS_STATUS_MASKED_PENDING,
+                         XICS_STATUS_PRESENTED, XICS_STATUS_QUEUED, XICS_STATUS_REJECTED, IcsIrq)
+from ..errors import KvmError, strerror
+from ..host.kvm import Kvm
+from ..host.uapi import (KVM_CAP_IRQ_XICS, KVM_DEV_TYPE_XICS, KVM_DEV_XICS_GRP_CTRL,
+                         KVM_DEV_XICS_GRP_SOURCES, KVM_DEV_XICS_NR_SERVERS, KVM_INTERRUPT_SET,
+                         KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET, KVM_REG_PPC_ICP_STATE,
+                         KVM_XICS_LEVEL_SENSITIVE, KVM_XICS_MASKED, KVM_XICS_PENDING,
+                         KVM_XICS_PRESENTED, KVM_XICS_PRIORITY_SHIFT, KVM_XICS_QUEUED)
+from .base import ConnectError, attr_error, check_extension, has_attr
+
+
+class XicsKvm:
+    """The KVM side of the sPAPR XICS controller."""
+
+    #: Order in which QEMU defines the kernel RTAS tokens.
+    KERNEL_TOKEN_ORDER = ("ibm,set-xive", "ibm,get-xive", "ibm,int-on", "ibm,int-off")
+
+    def connect_kvm(self, kvm: Kvm, nr_servers: int, max_cpus: int) -> None:
+        """xics_kvm_connect: RTAS tokens, device, NR_SERVERS, vCPUs, then push sources and ICPs."""
+        if self.fd is not None:
+            return  # rebooting under the XICS-only interrupt mode
+        if not check_extension(kvm, KVM_CAP_IRQ_XICS):
+            raise ConnectError("KVM and IRQ_XICS capability must be present for in-kernel XICS")
+        self.kvm = kvm
+        with self._connecting():
+            for name in self.KERNEL_TOKEN_ORDER:
+                try:
+                    kvm.define_rtas_token(name, papr.RTAS_TOKENS[name])
+                except KvmError as exc:
+                    raise ConnectError(
+                        f"kvmppc_define_rtas_kernel_token: {name}: {strerror(exc.errno)}"
+                    ) from None
+            try:
+                fd = kvm.create_device(KVM_DEV_TYPE_XICS)
+            except KvmError as exc:
+                raise ConnectError(
+                    f"Error on KVM_CREATE_DEVICE for XICS: {strerror(exc.errno)}"
+                ) from None
+            self.fd = fd
+            if has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):
+                try:
+                    kvm.set_attr(fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS, nr_servers)
+                except KvmError as exc:
+                    raise attr_error(exc, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS) from None
+            kvm.irqchip_in_kernel = True
+            for vcpu_id in sorted(self.icps):
+                self._connect_icp(vcpu_id)
+            for irq in self.ics.allocated():
+                self._push_source(irq)
+            for vcpu_id in sorted(self.icps):
+                self._push_icp(vcpu_id)
+
+    def disconnect_kvm(self) -> None:
+        """xics_kvm_disconnect: close the fd, undefine the kernel RTAS tokens, forget ICPs."""
+        kvm = self.kvm
+        if kvm is None:
+            return
+        if self.fd is not None:
+            kvm.close(self.fd)
+            self.fd = None
+        for name in self.KERNEL_TOKEN_ORDER:
+            try:
+                kvm.define_rtas_token(name, 0)
+            except KvmError:
+                pass  # QEMU ignores the result; a leaked token is what the checker looks for
+        kvm.irqchip_in_kernel = False
+        self.kvm_icps.clear()
+        self.kvm = None
+
+    def _connect_icp(self, vcpu_id: int) -> None:
+        if vcpu_id in self.kvm_icps:
+            return
+        try:
+            self.kvm.enable_cap(vcpu_id, KVM_CAP_IRQ_XICS, self.fd, vcpu_id)
+        except KvmError as exc:
+            hints = (f"Try -smp maxcpus=N with N < {self.max_cpus}",) if exc.errno == E.ENOSPC else ()
+            raise ConnectError(
+                f"Unable to connect CPU{vcpu_id} to kernel XICS: {strerror(exc.errno)}", hints
+            ) from None
+        self.kvm_icps.add(vcpu_id)
+
+    def _push_source(self, irq: int) -> None:
+        try:
+            self.kvm.set_attr(self.fd, KVM_DEV_XICS_GRP_SOURCES, irq,
+                              ics_kvm_state(self.ics.source(irq)))
+        except KvmError as exc:
+            raise attr_error(exc, KVM_DEV_XICS_GRP_SOURCES, irq) from None
+
+    def _push_icp(self, vcpu_id: int) -> None:
+        state = icp_kvm_state(self.icps[vcpu_id])
+        try:
+            self.kvm.set_one_reg(vcpu_id, KVM_REG_PPC_ICP_STATE, state)
+        except KvmError as exc:
+            raise ConnectError(
+                f"Unable to restore KVM interrupt controller state ({state:#x}) for CPU {vcpu_id}: "
+                f"{strerror(exc.errno)}"
+            ) from None
+
+    # -- device tree --------------------------------------------------------------------------------------
+    # -- the guest interface, emulated (hw/intc/xics_spapr.c) ---------------------------------------------
+    # Each handler gets the GuestContext the machine builds for the call, the calling vCPU and the
+    # argument registers r4.. (always nine, unset ones 0). Returns (rc, *return registers).
+
+    # -- state: QEMU's copy and the kernel's ------------------------------------------------------------
+    def synchronize_state(self) -> None:
+        """ics_get_kvm_state / icp_get_kvm_state: pull the kernel's state into QEMU's copy."""
+        if not self.in_kernel:
+            return
+        for irq in self.ics.allocated():
+            word = self.kvm.get_attr(self.fd, KVM_DEV_XICS_GRP_SOURCES, irq)
+            source = self.ics.source(irq)
+            source.server = word & 0xFFFFFFFF
+            source.saved_priority = (word >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
+            source.priority = 0xFF if word & KVM_XICS_MASKED else source.saved_priority
+            source.status = 0
+            if word & KVM_XICS_PENDING:
+                if word & KVM_XICS_LEVEL_SENSITIVE:
+                    source.status |= XICS_STATUS_ASSERTED
+                else:  # a pending edge must have been rejected before: remember it both ways
+                    source.status |= XICS_STATUS_MASKED_PENDING | XICS_STATUS_REJECTED
+            if word & KVM_XICS_PRESENTED:
+                source.status |= XICS_STATUS_PRESENTED
+            if word & KVM_XICS_QUEUED:
+                source.status |= XICS_STATUS_QUEUED
+        for vcpu_id, icp in self.icps.items():
+            state = self.kvm.get_one_reg(vcpu_id, KVM_REG_PPC_ICP_STATE)
+            icp.xirr = (state >> 32) & 0xFFFFFFFF
+            icp.mfrr = (state >> 24) & 0xFF
+            icp.pending_priority = (state >> 16) & 0xFF
+
+    def _kvm_set_irq(self, irq: int, level: int) -> None:
+        """ics_kvm_set_irq: KVM_IRQ_LINE (MSI: only a non-zero value, as KVM_INTERRUPT_SET;
+        LSI: SET_LEVEL or UNSET)."""
+        source = self.ics.source(irq)
+        if source.lsi:
+            line = KVM_INTERRUPT_SET_LEVEL if level else KVM_INTERRUPT_UNSET
+        elif level:
+            line = KVM_INTERRUPT_SET
+        else:
+            return
+        try:
+            self.kvm.irq_line(irq, line)
+        except KvmError as exc:
+            raise ConnectError(f"kvm_irq_line: {strerror(exc.errno)}") from None
+
+
+def ics_kvm_state(source: IcsIrq) -> int:
+    """The KVM_DEV_XICS_GRP_SOURCES word for a source (ics_set_kvm_state_one): the saved priority,
+    MASKED when the live priority is 0xff, PENDING for an asserted LSI or a masked-pending MSI."""
+    state = (source.server & 0xFFFFFFFF) | (source.saved_priority & 0xFF) << KVM_XICS_PRIORITY_SHIFT
+    if source.priority == 0xFF:
+        state |= KVM_XICS_MASKED
+    if source.lsi:
+        state |= KVM_XICS_LEVEL_SENSITIVE
+        if source.status & XICS_STATUS_ASSERTED:
+            state |= KVM_XICS_PENDING
+    elif source.status & XICS_STATUS_MASKED_PENDING:
+        state |= KVM_XICS_PENDING
+    if source.status & XICS_STATUS_PRESENTED:
+        state |= KVM_XICS_PRESENTED
+    if source.status & XICS_STATUS_QUEUED:
+        state |= KVM_XICS_QUEUED
+    return state
+
+
+def icp_kvm_state(icp: ICP) -> int:
+    """The KVM_REG_PPC_ICP_STATE word: CPPR<<56 | XISR<<32 | MFRR<<24 | PPRI<<16."""
+    return (icp.cppr << 56) | (icp.xisr << 32) | (icp.mfrr << 24) | (icp.pending_priority << 16)

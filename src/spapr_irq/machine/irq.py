@@ -1,0 +1,166 @@
+"""IRQ numbers: claims on every controller, the MSI allocator of the default PHB, and the IRQs of
+QEMU's default pseries devices (hw/ppc/spapr_irq.c spapr_irq_claim/free, spapr_irq_msi_alloc).
+
+:class:`IrqNumbers` is the part of the machine that hands out numbers; it reads the machine's
+controllers and mode but decides nothing else.
+"""
+
+from __future__ import annotations
+
+from .. import papr
+from ..errors import MachineError
+from ..intc.base import ClaimError, ConnectError
+
+
+class MsiAllocator:
+    """The sPAPR MSI bitmap: SPAPR_NR_MSIS numbers from SPAPR_IRQ_MSI (spapr_irq_msi_alloc)."""
+
+    def __init__(self) -> None:
+        self.used = bytearray(papr.SPAPR_NR_MSIS)
+
+    def alloc(self, num: int, align: bool) -> int:
+        """QEMU's quirk, kept: align=True searches with mask 0 (no alignment), False with mask 1."""
+        if num < 1:
+            raise MachineError(f"can't find a free {num}-IRQ block")
+        mask = 0 if align else 1
+        index = 0
+        while index + num <= len(self.used):
+            if index & mask:
+                index += 1
+                continue
+            busy = next((i for i in range(index, index + num) if self.used[i]), None)
+            if busy is None:
+                self.used[index:index + num] = b"\x01" * num
+                return papr.SPAPR_IRQ_MSI + index
+            index = busy + 1
+        raise MachineError(f"can't find a free {num}-IRQ block")
+
+    def free(self, irq: int, num: int) -> None:
+        start = irq - papr.SPAPR_IRQ_MSI
+        self.used[start:start + num] = bytes(num)
+
+    def empty(self) -> bool:
+        return not any(self.used)
+
+
+class IrqNumbers:
+    """Claiming and freeing IRQ numbers on every controller (part of the Machine)."""
+
+    def _claim_default_irqs(self) -> None:
+        """EPOW and HOTPLUG (MSI), the default VIO devices (vty, nvram), the default PHB's LSIs."""
+        if self.mode == "legacy":
+            wanted = [("EPOW", False), ("HOTPLUG", False), ("VIO spapr-vty", False),
+                      ("VIO spapr-nvram", False)] + [(f"PHB LSI {p}", True) for p in "ABCD"]
+            claimed = []
+            for name, lsi in wanted:
+                irq = self._legacy_find()
+                self._claim(irq, lsi)
+                claimed.append(f"{name} {irq:#x}")
+        else:
+            wanted = [(papr.SPAPR_IRQ_EPOW, False, "EPOW"), (papr.SPAPR_IRQ_HOTPLUG, False, "HOTPLUG"),
+                      (papr.SPAPR_IRQ_VIO, False, "VIO spapr-vty"),
+                      (papr.SPAPR_IRQ_VIO + 1, False, "VIO spapr-nvram")]
+            wanted += [(papr.SPAPR_IRQ_PCI_LSI + pin, True, f"PHB LSI {'ABCD'[pin]}")
+                       for pin in range(4)]
+            claimed = []
+            for irq, lsi, name in wanted:
+                self._claim(irq, lsi)
+                claimed.append(f"{name} {irq:#x}")
+        self._step("devices", "claimed " + ", ".join(claimed))
+
+    def _legacy_find(self) -> int:
+        ics = self.xics.ics
+        for irq in range(ics.offset, ics.offset + ics.nr_irqs):
+            if ics.is_free(irq):
+                return irq
+        raise MachineError("can't find a free 1-IRQ block")
+
+    # ====================================================================================================
+    # IRQ numbers
+    # ====================================================================================================
+    def _claim(self, irq: int, lsi: bool) -> None:
+        """spapr_irq_claim on every controller, so dual keeps them in step; all or nothing."""
+        intcs = self._controllers()
+        for intc in intcs:
+            intc.check_claim(irq)
+        done = []
+        try:
+            for intc in intcs:
+                report = intc.claim(irq, lsi)
+                done.append(intc)
+                if report:
+                    self.reports.append(report)
+                    self._step("error-report", report)
+        except ConnectError:
+            for intc in done:
+                intc.free(irq)
+            raise
+
+    def claim_irq(self, irq: int, lsi: bool = False) -> None:
+        """Claim an external IRQ number (0x1000-0x1fff) as MSI or LSI in every controller."""
+        self._require_running("claim an IRQ")
+        self._check_xirq(irq)
+        try:
+            self._claim(irq, lsi)
+        except ClaimError as exc:
+            raise MachineError(exc.message, stage="claim") from None
+        except ConnectError as exc:
+            for intc in self._controllers():
+                intc.free(irq)
+            raise MachineError(exc.message, exc.hints, stage="claim") from None
+
+    def free_irq(self, irq: int, num: int = 1) -> None:
+        """spapr_irq_free: release `num` numbers from `irq` in every controller."""
+        self._require_running("free an IRQ")
+        for n in range(irq, irq + num):
+            self._check_xirq(n)
+        for n in range(irq, irq + num):
+            for intc in self._controllers():
+                intc.free(n)
+
+    def _check_xirq(self, irq: int) -> None:
+        if not isinstance(irq, int) or isinstance(irq, bool):
+            raise TypeError("an IRQ number is an int")
+        last = papr.SPAPR_XIRQ_BASE + (papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy"
+                                       else papr.SPAPR_NR_XIRQS)
+        if not papr.SPAPR_XIRQ_BASE <= irq < last:
+            raise MachineError(f"IRQ {irq:#x} is outside the external range "
+                               f"{papr.SPAPR_XIRQ_BASE:#x}..{last - 1:#x}", stage="claim")
+
+    def irq_claimed(self, irq: int) -> dict[str, bool]:
+        """Whether each controller has `irq` claimed (they must agree)."""
+        return {intc.name: intc.is_claimed(irq) for intc in self._controllers()}
+
+    def msi_alloc(self, num: int, align: bool = False) -> int:
+        """Allocate and claim a block of MSIs for the default PHB; returns the first number."""
+        self._require_running("allocate MSIs")
+        if self.mode == "legacy":
+            raise MachineError("legacy machines allocate IRQs first-fit, without the MSI bitmap",
+                               stage="claim")
+        irq = self.msi.alloc(num, align)
+        done = []
+        try:
+            for n in range(irq, irq + num):
+                self._claim(n, False)
+                done.append(n)
+        except (ClaimError, ConnectError) as exc:
+            for n in done:
+                for intc in self._controllers():
+                    intc.free(n)
+            self.msi.free(irq, num)
+            raise MachineError(exc.message, stage="claim") from None
+        self.msi_blocks[irq] = num
+        return irq
+
+    def msi_free(self, irq: int) -> None:
+        self._require_running("free MSIs")
+        if irq not in self.msi_blocks:
+            raise MachineError(f"no MSI block starts at {irq:#x}", stage="claim")
+        self._free_msi_block(irq, self.msi_blocks[irq])
+
+    def _free_msi_block(self, irq: int, num: int) -> None:
+        for n in range(irq, irq + num):
+            for intc in self._controllers():
+                intc.free(n)
+        self.msi.free(irq, num)
+        del self.msi_blocks[irq]
