@@ -146,7 +146,7 @@ def test_release_of_an_unknown_device_kind_is_a_value_error():
 
 def test_custom_host_with_cpu_kernel_and_nested():
     host = parse_host("kvm:cpu=power9,kernel=5.2,nested=yes")
-    assert (host.accel, host.cpu, host.kernel, host.nested) == ("kvm", "power9", (5, 2), True)
+    assert (host.accel, host.cpu, host.kernel, host.nested) == ("kvm", "power9", (5, 2, 0), True)
 
 
 def test_custom_host_defaults_are_bare_metal_xive_on_new_firmware():
@@ -176,7 +176,7 @@ def test_custom_host_firmware_old_lacks_opal_queue_state():
 
 def test_custom_host_keys_may_come_in_any_order():
     host = parse_host("kvm:firmware=old,kernel=5.4,cpu=power9")
-    assert (host.cpu, host.kernel, host.opal_queue_state) == ("power9", (5, 4), False)
+    assert (host.cpu, host.kernel, host.opal_queue_state) == ("power9", (5, 4, 0), False)
 
 
 def test_custom_nested_host_has_no_hypervisor_mode():
@@ -192,7 +192,8 @@ def test_custom_nested_host_has_no_hypervisor_mode():
     ("kvm:cpu=power9", "kernel must be a version"),
     ("kvm:cpu=power9,kernel=five", "kernel must be a version"),
     ("kvm:cpu=power9,kernel=5", "kernel must be a version"),
-    ("kvm:cpu=power9,kernel=5.2.1", "kernel must be a version"),
+    ("kvm:cpu=power9,kernel=5.2.1.4", "kernel must be a version"),
+    ("kvm:cpu=power9,kernel=5.2.", "kernel must be a version"),
     ("kvm:cpu=power9,kernel=3.9", "Linux 3.10 or later"),
     ("kvm:cpu=power9,cpu=power8,kernel=5.2", "'cpu' given twice"),
     ("kvm:cpu=power9,kernel=5.2,kernel=5.10", "'kernel' given twice"),
@@ -245,3 +246,76 @@ def test_old_firmware_hides_kvm_xive_only_from_linux_5_4():
     # The OPAL queue-state gate was posted after the 5.3 merge window.
     assert parse_host("kvm:cpu=power9,kernel=5.2,firmware=old").xive_native
     assert not parse_host("kvm:cpu=power9,kernel=5.4,firmware=old").xive_native
+
+
+# --- Linux history: stable releases and impossible hosts ------------------------------------------------
+
+
+def test_custom_host_accepts_a_stable_release():
+    assert parse_host("kvm:cpu=power9,kernel=5.3.6").kernel == (5, 3, 6)
+
+
+@pytest.mark.parametrize("kernel, gated", [("5.2", False), ("5.3", False), ("5.3.5", False),
+                                           ("5.3.6", True), ("5.3.18", True), ("5.4", True),
+                                           ("5.10", True)])
+def test_opal_queue_state_gate_is_in_5_4_and_5_3_6(kernel, gated):
+    host = parse_host(f"kvm:cpu=power9,kernel={kernel},firmware=old")
+    assert host.xive_native is not gated
+    assert host_capability(host, KVM_CAP_PPC_IRQ_XIVE) == int(not gated)
+
+
+@pytest.mark.parametrize("kernel, fixed", [("5.2", False), ("5.3.15", False), ("5.3.16", True),
+                                           ("5.4", False), ("5.4.2", False), ("5.4.3", True),
+                                           ("5.5", True)])
+def test_xive_slot_is_set_after_vps_from_5_5_5_4_3_and_5_3_16(kernel, fixed):
+    assert parse_host(f"kvm:cpu=power9,kernel={kernel}").has("xive-slot-after-vps") is fixed
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("kvm:cpu=power8,kernel=5.10,nested=yes", "needs a POWER9 or later L1"),
+    ("kvm:cpu=power9,kernel=4.19,nested=yes", "nested KVM-HV first appeared in Linux 4.20"),
+    ("kvm:cpu=power10,kernel=5.8", "KVM-HV runs guests on POWER10 from Linux 5.9"),
+    ("kvm:cpu=power8,kernel=5.10,xive=on", "POWER8 has no XIVE"),
+])
+def test_a_host_that_cannot_exist_is_refused(text, fragment):
+    with pytest.raises(HostError) as info:
+        parse_host(text)
+    assert fragment in str(info.value)
+
+
+def test_a_host_built_directly_is_checked_too():
+    with pytest.raises(HostError, match="POWER9 or later L1"):
+        Host(name="h", cpu="power8", kernel=(5, 10), nested=True)
+
+
+@pytest.mark.parametrize("text", ["kvm:cpu=power9,kernel=4.20,nested=yes",
+                                  "kvm:cpu=power10,kernel=5.9", "kvm:cpu=power8,kernel=5.10,xive=off"])
+def test_the_first_possible_hosts_are_accepted(text):
+    assert parse_host(text).has_kvm
+
+
+@given(cpu=st.sampled_from(["power8", "power9", "power10"]),
+       kernel=st.tuples(st.integers(3, 6), st.integers(0, 20), st.integers(0, 30)),
+       nested=st.booleans(), xive_off=st.booleans(), new_fw=st.booleans())
+def test_no_host_before_linux_5_2_has_a_kvm_xive_device(cpu, kernel, nested, xive_off, new_fw):
+    try:
+        host = Host(name="h", cpu=cpu, kernel=kernel, nested=nested, xive_off=xive_off,
+                    opal_queue_state=new_fw)
+    except HostError:
+        return
+    if kernel < (5, 2, 0):
+        assert not host.xive_native
+        assert host_capability(host, KVM_CAP_PPC_IRQ_XIVE) == 0
+
+
+@pytest.mark.parametrize("cpu, kernel, kind", [("power9", (4, 11), "kvm-xics"),
+                                                ("power9", (4, 12), "kvm-xive")])
+def test_xics_on_xive_backs_the_xics_device_from_linux_4_12(cpu, kernel, kind):
+    assert Host(name="h", cpu=cpu, kernel=kernel).xics_device_kind == kind
+
+
+@pytest.mark.parametrize("name, model", [("power8-linux-5.10", "power8_v2.0"),
+                                         ("power9-linux-5.10", "power9_v2.2"),
+                                         ("power10-linux-6.6", "power10_v2.0"), ("tcg", None)])
+def test_each_host_runs_vcpus_with_its_own_cpu_model(name, model):
+    assert PRESETS[name].cpu_model == model

@@ -209,12 +209,19 @@ def test_reset_clears_the_presenters():
 # --- rollback at every KVM call of a connect (G3) ------------------------------------------------------------
 
 
-def _calls_in(action) -> int:
-    """How many fault-checked KVM calls `action(plan)` makes."""
+def _calls_in(action, code: int = errno.ENOMEM) -> int:
+    """How many KVM calls `action(plan)` makes that could fail with `code` on their own."""
     plan = FaultPlan()
-    plan.fail(errno.EIO, nth=10**9)
-    action(plan)
+    plan.fail(code, nth=10**9)
+    try:
+        action(plan)
+    except MachineError:
+        pass
     return plan.faults[0].seen
+
+
+#: Every errno a KVM call may be made to fail with (host.faults).
+FAULT_ERRNOS = (errno.ENOMEM, errno.ENXIO, errno.EIO, errno.ENOSPC)
 
 
 def _xive_cas(plan: FaultPlan, options: str, host: str):
@@ -240,44 +247,38 @@ def test_xics_disconnect_closes_the_device_then_undefines_the_rtas_tokens():
 
 def test_xive_connect_at_cas_rolls_back_at_every_kvm_call_and_falls_back():
     options, host = f"-M pseries {P9} -smp 2", "power9-linux-5.10"
-    count = _calls_in(lambda plan: (lambda m, run: run())(*_xive_cas(plan, options, host)))
-    assert count >= 8  # create, has_attr, set_attr, 2 mmaps, 2 vCPUs, IPIs
-    for nth in range(1, count + 1):
-        plan = FaultPlan()
-        plan.fail(errno.EIO, nth=nth)
-        machine, run = _xive_cas(plan, options, host)
-        run()
-        assert_clean(machine)
-        if plan.fired[0][0] == "has_attr":
-            # kvm_device_check_attr(): a failed probe reads "not supported"; NR_SERVERS is skipped.
-            assert machine.backend == "kvm" and machine.warnings == []
-            continue
-        assert machine.interrupt_mode == "xive" and machine.backend == "emulated", nth
-        assert machine.warnings[-1].startswith("kernel_irqchip allowed but unavailable: "), nth
-        assert machine.kvm.fds == {} and machine.kvm.live_devices() == [], nth
-        assert machine.xive.mappings == [] and machine.xive.kvm_vcpus == set(), nth
-        assert all(vcpu.device is None for vcpu in machine.kvm.vcpus.values()), nth
-        assert_clean(machine)
+    tried = 0
+    for code in FAULT_ERRNOS:
+        count = _calls_in(lambda plan: (lambda m, run: run())(*_xive_cas(plan, options, host)), code)
+        for nth in range(1, count + 1):
+            plan = FaultPlan()
+            plan.fail(code, nth=nth)
+            machine, run = _xive_cas(plan, options, host)
+            run()
+            tried += 1
+            assert machine.interrupt_mode == "xive" and machine.backend == "emulated", (code, nth)
+            assert machine.warnings[-1].startswith("kernel_irqchip allowed but unavailable: ")
+            assert machine.kvm.fds == {} and machine.kvm.live_devices() == [], (code, nth)
+            assert machine.xive.mappings == [] and machine.xive.kvm_presenters == set()
+            assert all(vcpu.device is None for vcpu in machine.kvm.vcpus.values()), (code, nth)
+            assert_clean(machine)
+    assert tried >= 8  # 2 mmaps, 2 vCPUs (ENOMEM, EIO, ENOSPC), sources in new blocks
 
 
 def test_xive_connect_at_cas_with_kernel_irqchip_on_stops_cleanly_at_every_kvm_call():
     options, host = f"-M pseries,kernel-irqchip=on {P9} -smp 2", "power9-linux-5.10"
-    count = _calls_in(lambda plan: (lambda m, run: run())(*_xive_cas(plan, options, host)))
-    for nth in range(1, count + 1):
-        plan = FaultPlan()
-        plan.fail(errno.EIO, nth=nth)
-        machine, run = _xive_cas(plan, options, host)
-        try:
-            run()
-        except MachineError as exc:
-            info = exc
-        else:
-            assert plan.fired[0][0] == "has_attr" and machine.backend == "kvm"
-            continue
-        assert info.stage == "cas"
-        assert info.message.startswith("kernel_irqchip requested but unavailable: ")
-        assert machine.runstate == "shutdown"
-        assert_clean(machine)
+    for code in FAULT_ERRNOS:
+        count = _calls_in(lambda plan: (lambda m, run: run())(*_xive_cas(plan, options, host)), code)
+        for nth in range(1, count + 1):
+            plan = FaultPlan()
+            plan.fail(code, nth=nth)
+            machine, run = _xive_cas(plan, options, host)
+            with pytest.raises(MachineError) as info:
+                run()
+            assert info.value.stage == "cas"
+            assert info.value.message.startswith("kernel_irqchip requested but unavailable: ")
+            assert machine.runstate == "shutdown"
+            assert_clean(machine)
 
 
 def _xics_init(plan: FaultPlan, options: str, host: str):
@@ -286,33 +287,47 @@ def _xics_init(plan: FaultPlan, options: str, host: str):
 
 def test_xics_connect_at_init_rolls_back_at_every_kvm_call():
     options, host = f"-M pseries,ic-mode=xics {P9} -smp 2", "power9-linux-5.10"
-    count = _calls_in(lambda plan: _xics_init(plan, options, host))
-    for nth in range(1, count + 1):
-        plan = FaultPlan()
-        plan.fail(errno.EIO, nth=nth)
-        try:
-            machine = _xics_init(plan, options, host)
-        except MachineError as exc:
-            # Past the connect (vCPU creation, device claims): QEMU exits; nothing may stay.
-            assert exc.stage == "init"
-            continue
-        assert_clean(machine)
-        if machine.warnings:
-            assert machine.backend == "emulated"
-            assert machine.kvm.rtas_tokens == {}
-            assert machine.kvm.fds == {}
+    for code in FAULT_ERRNOS:
+        count = _calls_in(lambda plan: _xics_init(plan, options, host), code)
+        for nth in range(1, count + 1):
+            plan = FaultPlan()
+            plan.fail(code, nth=nth)
+            try:
+                machine = _xics_init(plan, options, host)
+            except MachineError as exc:
+                # Past the connect (vCPU creation): QEMU exits; nothing may stay.
+                assert exc.stage == "init"
+                continue
+            assert_clean(machine)
+            if machine.warnings:
+                assert machine.backend == "emulated"
+                assert machine.kvm.rtas_tokens == {}
+                assert machine.kvm.fds == {}
 
 
 def test_xics_connect_fault_at_each_rtas_token_is_rolled_back_with_qemus_text():
     for nth, name in enumerate(("ibm,set-xive", "ibm,get-xive", "ibm,int-on", "ibm,int-off"), 1):
         plan = FaultPlan()
-        plan.fail(errno.EEXIST, call="define_rtas_token", nth=nth)
+        plan.fail(errno.ENOMEM, call="define_rtas_token", nth=nth)
         machine = Machine.create(f"-M pseries,ic-mode=xics {P9}", host="power9-linux-5.10",
                                  faults=plan)
         assert machine.warnings == [f"kernel_irqchip allowed but unavailable: "
-                                    f"kvmppc_define_rtas_kernel_token: {name}: File exists\n"
-                                    "Falling back to kernel-irqchip=off"]
+                                    f"kvmppc_define_rtas_kernel_token: {name}: Cannot allocate "
+                                    "memory\nFalling back to kernel-irqchip=off"]
         assert machine.kvm.rtas_tokens == {}
+
+
+def test_a_token_already_defined_in_kvm_makes_the_xics_connect_fail_with_eexist():
+    machine = make(f"-M pseries {P9}")
+    machine.boot("linux-xive")  # XICS left KVM, its tokens undefined
+    machine.kvm.define_rtas_token("ibm,int-off", papr.RTAS_TOKENS["ibm,set-xive"])
+    machine.reset()
+    assert machine.warnings[-1] == ("kernel_irqchip allowed but unavailable: "
+                                    "kvmppc_define_rtas_kernel_token: ibm,set-xive: File exists\n"
+                                    "Falling back to kernel-irqchip=off")
+    # The rollback undefines the four names, and token 0 takes the oldest entry of a name: the
+    # stray ibm,int-off goes with it.
+    assert machine.kvm.rtas_tokens == {} and machine.leaks() == []
 
 
 def test_xive_vcpu_connect_enospc_carries_the_maxcpus_hint():
@@ -336,30 +351,26 @@ def test_unregistered_and_unbuilt_hcalls_answer_h_function():
     assert machine.hcall(0, 0x3FC) == (papr.H_FUNCTION,)
 
 
-def test_a_failed_has_attr_probe_reads_as_unsupported_and_skips_nr_servers():
-    machine = make(f"-M pseries {P9}")
-    machine.kvm.faults.fail(errno.EIO, call="has_attr")
-    machine.boot("linux-xive")
-    assert machine.backend == "kvm" and machine.warnings == []
-    device = machine.kvm.fds[machine.xive.fd]
-    assert device.nr_servers == 2048  # KVM_MAX_VCPUS: NR_SERVERS was never set
-
-
 def test_failed_kvm_push_of_a_claimed_xics_source_is_reported_and_the_claim_stands():
     machine = make(f"-M pseries,ic-mode=xics {P9}")
-    machine.kvm.faults.fail(errno.EINVAL, call="set_attr")
+    machine.kvm.faults.fail(errno.ENOMEM, call="set_attr")  # 0x1500 is in a new source block
     machine.claim_irq(0x1500)
     assert machine.irq_claimed(0x1500) == {"xics": True}
-    assert machine.reports == ["KVM_SET_DEVICE_ATTR failed: Group 1 attr 0x0000000000001500: Invalid argument"]
+    assert machine.reports == ["KVM_SET_DEVICE_ATTR failed: Group 1 attr 0x0000000000001500: "
+                               "Cannot allocate memory"]
 
 
-def test_failed_kvm_source_reset_fails_a_xive_claim_and_changes_nothing():
+def test_failed_kvm_source_reset_fails_a_xive_claim_and_leaves_it_half_done():
+    """spapr_xive_claim_irq sets the EAS before it resets the source in KVM and undoes nothing."""
     machine = make(f"-M pseries,ic-mode=xive {P9}")
-    machine.kvm.faults.fail(errno.EINVAL, call="set_attr")
-    with pytest.raises(MachineError, match="Group 2 attr 0x0000000000001500"):
+    machine.kvm.faults.fail(errno.ENXIO, call="set_attr")  # the source's hardware IPI
+    with pytest.raises(MachineError) as info:
         machine.claim_irq(0x1500)
-    assert machine.irq_claimed(0x1500) == {"xive": False}
+    assert info.value.text == ("KVM_SET_DEVICE_ATTR failed: Group 2 attr 0x0000000000001500: "
+                               "No such device or address")
+    assert machine.irq_claimed(0x1500) == {"xive": True}
     assert machine.runstate == "running"
+    assert [leak.kind for leak in machine.leaks()] == ["irq"]
 
 
 def test_xics_vcpu_connect_enospc_carries_the_maxcpus_hint():
@@ -376,14 +387,21 @@ def test_xics_vcpu_connect_enospc_carries_the_maxcpus_hint():
 
 
 def test_missing_xics_capability_fails_the_connect_without_other_kvm_calls():
-    machine = make(f"-M pseries {P9}")
-    machine.boot("linux-xive")
-    machine.kvm.faults.fail(errno.EIO, call="check_extension")
-    start = len(machine.kvm.calls)
-    machine.reset()
-    assert machine.warnings[-1] == ("kernel_irqchip allowed but unavailable: KVM and IRQ_XICS "
-                                    "capability must be present for in-kernel XICS\n"
-                                    "Falling back to kernel-irqchip=off")
-    new_calls = machine.kvm.calls[start:]
-    assert "check_extension(92)" in new_calls
-    assert not any(call.startswith(("define_rtas_token", "create_device")) for call in new_calls)
+    """A kernel built without CONFIG_KVM_XICS answers 0 for KVM_CAP_IRQ_XICS."""
+    from spapr_irq.host.kvm import Kvm
+    from spapr_irq.host.uapi import KVM_CAP_IRQ_XICS
+    from spapr_irq.intc.base import ConnectError
+    from spapr_irq.intc.xics import XicsController
+
+    class KvmWithoutXics(Kvm):
+        def check_extension(self, cap):
+            answer = super().check_extension(cap)
+            return 0 if cap == KVM_CAP_IRQ_XICS else answer
+
+    kvm = KvmWithoutXics(Machine.create(f"-M pseries {P9}").host)
+    with pytest.raises(ConnectError) as info:
+        XicsController(0x1000, 1).connect_kvm(kvm, 1, 1)
+    assert info.value.text == "KVM and IRQ_XICS capability must be present for in-kernel XICS"
+    assert kvm.calls == [f"check_extension({KVM_CAP_IRQ_XICS})"]
+
+

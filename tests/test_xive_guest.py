@@ -12,7 +12,7 @@ import pytest
 from spapr_irq import Machine
 from spapr_irq.devices import Event, Workload
 from spapr_irq.guest.linux_xive import IPI_EISN, XIVE_BAD_IRQ, XIVE_SRC_H_INT_ESB, XiveDriver
-from spapr_irq.arch.xive import EAS_MASKED, EAS_VALID, XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_RESET
+from spapr_irq.arch.xive import EAS_VALID, XIVE_ESB_OFF, XIVE_ESB_PENDING, XIVE_ESB_RESET
 
 BACKENDS = ["off", "on"]
 
@@ -232,8 +232,10 @@ def test_kexec_teardown_ends_in_h_int_reset_and_the_next_kernel_runs(irqchip):
     assert calls[-1] == "H_INT_RESET" and calls.count("H_INT_RESET") == 1
     assert calls.count("H_INT_SET_QUEUE_CONFIG") == 2
     assert all(rc == 0 for _, _, rc in log)
-    assert machine.xive.state.eas(msi) == EAS_VALID | EAS_MASKED
-    machine.set_irq(msi, 1)  # an old device firing into the reset controller: dropped
+    # QEMU's tables survive H_INT_RESET (only KVM's are reset), but the queue the MSI was routed
+    # to was disabled by the teardown, so an old device firing into it is dropped.
+    assert machine.xive.state.eas(msi) & EAS_VALID
+    machine.set_irq(msi, 1)
     machine.driver = XiveDriver(machine)
     machine.driver.init()
     work = Workload(machine)

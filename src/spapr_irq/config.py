@@ -80,6 +80,11 @@ CPU_ALIASES: dict[str, str] = {
 COMPAT_LEVELS: tuple[str, ...] = ("power6", "power7", "power7+", "power8", "power9", "power10")
 
 
+#: The logical PVR of each compat level (target/ppc/cpu-models.h CPU_POWERPC_LOGICAL_*).
+COMPAT_PVRS: dict[str, int] = {"power6": 0x0F000002, "power7": 0x0F000003, "power7+": 0x0F100003,
+                               "power8": 0x0F000004, "power9": 0x0F000005, "power10": 0x0F000006}
+
+
 def compat_rank(level: str) -> float:
     """Order of compat levels against CPU_FAMILIES (power7+ sits between power7 and power8)."""
     return {"power6": -1, "power7": 0, "power7+": 0.5, "power8": 1, "power9": 2, "power10": 3}[level]
@@ -115,6 +120,8 @@ class MachineConfig:
     max_cpu_compat: str | None = None
     cpu: str = "power10_v2.0"
     cpu_explicit: bool = False
+    #: The family alias given to -cpu ("power9"), if one was: under KVM it names the host CPU.
+    cpu_alias: str | None = None
     smp_cpus: int = 1
     max_cpus: int = 1
     threads: int = 1
@@ -249,6 +256,7 @@ class _Builder:
         self.machine_type: str | None = None
         self.machine_option = "-M pseries"
         self.cpu: str | None = None
+        self.cpu_alias: str | None = None
         self.smp: tuple[int, int, int] | None = None
         self.accel: list[str] = []  # from -accel, in order
         self.machine_accel: list[str] | None = None  # from -M accel= (or -enable-kvm); last wins
@@ -349,6 +357,7 @@ def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
                 _read_machine(b, option, value)
             elif flag == "-cpu":
                 b.cpu = _parse_cpu(value)
+                b.cpu_alias = value.lower() if value.lower() in CPU_ALIASES else None
             elif flag == "-smp":
                 b.smp = _read_smp(option, value)
             else:
@@ -422,6 +431,7 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         max_cpu_compat=max_compat,
         cpu=cpu,
         cpu_explicit=b.cpu is not None,
+        cpu_alias=b.cpu_alias,
         smp_cpus=cpus,
         max_cpus=maxcpus,
         threads=threads,

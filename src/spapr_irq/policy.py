@@ -52,8 +52,9 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "kernel-irqchip unset (allowed): in-kernel when the host can, else emulated with the "
          "warning 'kernel_irqchip allowed but unavailable' and the hint to fall back."),
     Rule("rollback", "G3",
-         "A KVM connect that fails half-way undoes all it did (RTAS kernel tokens, mappings, vCPU "
-         "presenters, device fd) before the fallback or the error."),
+         "A KVM connect that fails half-way undoes what it did (RTAS kernel tokens, mappings, vCPU "
+         "presenters, device fd) before the fallback or the error; QEMU keeps a new XICS fd only "
+         "after setting NR_SERVERS, so a failure there leaves the device open (a leak)."),
     Rule("advertise", "G1",
          "ibm,arch-vec-5-platform-support byte 23 comes from ic-mode alone (0x80 dual, 0x40 xive, "
          "0x00 xics), forced to 0x00 when the CPU is not in a POWER9 mode; never from the host."),
@@ -91,8 +92,6 @@ class Outcome:
     detail: str = ""
 
 
-PASS = Outcome()
-
 BROKEN_DISCONNECT_MESSAGE = "KVM is incompatible with ic-mode=dual,kernel-irqchip=on"
 BROKEN_DISCONNECT_HINTS = (
     "This can happen with an old KVM or in a KVM nested guest.",
@@ -115,7 +114,9 @@ def _dual_becomes_xics(ctx: InitContext) -> Outcome:
 def _xive_needs_power9(ctx: InitContext) -> Outcome:
     if not ctx.power9_capable and ctx.ic_mode == "xive":
         return Outcome(fatal=("XIVE-only machines require a POWER9 CPU", ()))
-    return PASS
+    if ctx.ic_mode == "xive":
+        return Outcome(detail="ic-mode=xive on a POWER9-capable CPU")
+    return Outcome(detail=f"ic-mode={ctx.ic_mode} does not need XIVE alone")
 
 
 def _broken_disconnect(ctx: InitContext) -> Outcome:

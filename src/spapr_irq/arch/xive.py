@@ -458,10 +458,12 @@ class XiveRouter:
         return bool(self.eat.get(lisn, 0) & EAS_VALID)
 
     def claim(self, lisn: int, lsi: bool) -> None:
-        """Make a LISN valid and masked; the caller checked it was free."""
+        """OR VALID|MASKED into the LISN's EAS (whatever a free left stays) and mark an LSI; an
+        MSI claim leaves an old LSI bit alone. The caller checked the LISN was free."""
         assert not self.eas_valid(lisn)
-        self.eat[lisn] = EAS_VALID | EAS_MASKED
-        self.source.set_lsi(lisn, lsi)
+        self.eat[lisn] = self.eat.get(lisn, 0) | EAS_VALID | EAS_MASKED
+        if lsi:
+            self.source.lsi.add(lisn)
 
     def free(self, lisn: int) -> None:
         """spapr_xive_irq_free clears only the VALID bit."""

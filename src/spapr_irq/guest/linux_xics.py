@@ -43,6 +43,13 @@ class XicsDriver(Driver):
         for vcpu in self.m.vcpus:
             self._hcall(vcpu, "H_CPPR", LOWEST_PRIORITY)
 
+    def shutdown(self) -> None:
+        """xics_kexec_teardown_cpu on every CPU: CPPR 0, its MFRR cleared, the IPI flushed."""
+        for vcpu in self.m.vcpus:
+            self._hcall(vcpu, "H_CPPR", 0)
+            self._hcall(vcpu, "H_IPI", vcpu, LOWEST_PRIORITY)
+            self._hcall(vcpu, "H_EOI", (0x00 << 24) | XICS_IPI)
+
     # -- sources (ics-rtas.c) ---------------------------------------------------------------------------
     def startup(self, irq: int, server: int, priority: int = DEFAULT_PRIORITY, lsi: bool = False
                 ) -> None:

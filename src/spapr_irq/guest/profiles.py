@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import papr
-from ..errors import GuestError
+from ..errors import GuestError, StateError
 from .linux_xics import XicsDriver
 from .linux_xive import XiveDriver
 
@@ -70,9 +70,19 @@ class GuestProfile:
         return "xics"
 
     def boot(self, machine) -> str:
-        """Firmware CAS on the boot vCPU, the driver choice and its init; returns the mode."""
-        machine.cas(machine.vcpus[0], self.ov5(machine.fdt))
+        """Start this kernel; returns the interrupt mode it runs. From firmware (the tree still
+        offers ibm,arch-vec-5-platform-support, as after a reset) prom_init calls CAS on the
+        boot vCPU. On a machine that negotiated already the kernel was kexec'd: the running
+        kernel tears its driver down, and the new one takes the negotiated mode as it stands,
+        without CAS (B.2)."""
+        if machine.fdt.get("/chosen", {}).get("ibm,arch-vec-5-platform-support"):
+            machine.cas(machine.vcpus[0], self.ov5(machine.fdt))
+        elif machine.driver is not None:
+            machine.driver.shutdown()
         mode = self.driver(machine.fdt)
+        if mode == "xics" and not machine.intc_node()[1].get("device_type", "").startswith("PowerPC"):
+            raise StateError(f"{self.name} cannot run the XIVE mode it was kexec'd into: "
+                             "XICS: Cannot find a Presentation Controller !")
         machine.driver = XicsDriver(machine) if mode == "xics" else XiveDriver(machine)
         machine.driver.init()
         return mode

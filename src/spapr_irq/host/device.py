@@ -31,8 +31,13 @@ class KvmDevice:
     def __init__(self, kvm, fd: int) -> None:
         self.kvm = kvm
         self.fd = fd
+        self.files = 0  # references to the device's file: the fd and each mapping
         self.released = False
         self.vcpus: set[int] = set()  # vCPU ids whose presenter is attached
+
+    def injectable(self, call: str, group: int | None = None, attr: int | None = None) -> set[int]:
+        """The errnos the device can meet on its own in `call` now (see host.faults)."""
+        return set()
 
     # Attribute access: subclasses map (group, attr) to handlers returning a value or raising errno.
     def set_attr(self, group: int, attr: int, value) -> None:
@@ -44,7 +49,7 @@ class KvmDevice:
     def has_attr(self, group: int, attr: int) -> bool:
         return False
 
-    def connect_vcpu(self, vcpu: "KvmVcpu", server: int) -> None:
+    def connect_vcpu(self, vcpu: "KvmVcpu", server: int, fault: int = 0) -> None:
         raise DeviceErrno(E.EPERM)
 
     def release(self) -> None:
@@ -73,3 +78,92 @@ class KvmVcpu:
 
     def detach(self) -> None:
         self.device, self.server = None, None
+
+
+# --- XIVE virtual processors (book3s_xive.c, shared by XICS-on-XIVE and XIVE native) -----------------
+
+_BLOCK_OFFSETS = (0, 4, 2, 6, 1, 5, 3, 7)
+
+
+def prio_from_guest(priority: int) -> int:
+    """xive_prio_from_guest (priorities and CPPRs alike): 0-5 and 0xff kept, 6..0xfe become 6
+    (7 is the escalation queue)."""
+    priority &= 0xFF
+    return priority if priority < 6 or priority == 0xFF else 6
+MAX_SMT_THREADS = 8
+
+
+def pack_vcpu_id(vcpu_id: int, emul_smt_mode: int, max_vcpus: int) -> int:
+    """kvmppc_pack_vcpu_id (Linux 4.19+): fold the sparse vCPU ids of a VSMT mode onto
+    0..KVM_MAX_VCPUS-1. An id too large to pack becomes 0 (the kernel warns)."""
+    stride = max(emul_smt_mode, 1)
+    block = (vcpu_id // max_vcpus) * (MAX_SMT_THREADS // stride)
+    if block >= MAX_SMT_THREADS:
+        return 0
+    packed = vcpu_id % max_vcpus + _BLOCK_OFFSETS[block]
+    return packed if packed < max_vcpus else 0
+
+
+class XiveVps:
+    """The VP block of a XIVE device and the id checks of its vCPU connect, as each kernel
+    release makes them (kvmppc_xive_compute_vp_id and its ancestors).
+
+    The device provides ``kvm`` (host, emul_smt_mode), ``nr_servers``, ``vp_block_allocated``
+    and ``vp_ids`` (server -> VP id of every connected vCPU)."""
+
+    VP_BASE = 0x400  # the first VP of the block; not visible to the guest
+
+    def vp_id(self, server: int) -> int:
+        kvm = self.kvm
+        if kvm.host.has("pack-vcpu-ids"):
+            return self.VP_BASE + pack_vcpu_id(server, kvm.emul_smt_mode, kvm.max_vcpus)
+        return self.VP_BASE + server
+
+    def compute_vp_id(self, server: int, fault: int) -> int:
+        """The VP a connecting vCPU gets, or DeviceErrno. `fault` is an injected failure of the
+        firmware or allocator (ENOSPC, ENOMEM, EIO), raised where the kernel meets it: after the
+        checks, and after the VP block was allocated (5.5+) unless the block itself failed."""
+        host, kvm = self.kvm.host, self.kvm
+        if not host.has("nr-servers"):  # before 5.5: VP block allocated at create
+            limit = kvm.max_vcpus * (kvm.emul_smt_mode if host.has("pack-vcpu-ids") else 1)
+            if host.has("vp-in-use-check"):  # 5.4 (and 5.3.8): bound first, then the VP
+                if server >= limit:
+                    raise DeviceErrno(E.EINVAL)
+                vp = self.vp_id(server)
+                if vp in self.vp_ids.values():
+                    raise DeviceErrno(E.EEXIST)
+            else:  # the server number itself is the duplicate check, before the bound
+                if server in self.vp_ids:
+                    raise DeviceErrno(E.EEXIST)
+                if server >= limit:
+                    raise DeviceErrno(E.EINVAL)
+                vp = self.vp_id(server)
+            if fault:
+                raise DeviceErrno(fault)
+            return vp
+        if host.has("packed-vcpu-id-check"):
+            valid = pack_vcpu_id(server, kvm.emul_smt_mode, kvm.max_vcpus) < self.nr_servers
+        else:
+            valid = server < self.nr_servers * max(kvm.emul_smt_mode, 1)
+        if not valid:
+            raise DeviceErrno(E.EINVAL)
+        if not self.vp_block_allocated:
+            if fault == E.ENOSPC:
+                raise DeviceErrno(E.ENOSPC)  # xive_native_alloc_vp_block failed: nothing kept
+            self.vp_block_allocated = True
+        vp = self.vp_id(server)
+        if vp in self.vp_ids.values():
+            raise DeviceErrno(E.EEXIST)
+        if fault:
+            raise DeviceErrno(fault)  # after the VP block: a later NR_SERVERS gets EBUSY
+        return vp
+
+    def set_nr_servers(self, value: int) -> None:
+        """kvmppc_xive_set_nr_servers (5.5+): 0 or beyond KVM_MAX_VCPU_IDS is EINVAL, EBUSY once
+        the VP block exists, and values above KVM_MAX_VCPUS are clamped."""
+        kvm = self.kvm
+        if value == 0 or value > kvm.max_vcpus * MAX_SMT_THREADS:
+            raise DeviceErrno(E.EINVAL)
+        if self.vp_block_allocated:
+            raise DeviceErrno(E.EBUSY)
+        self.nr_servers = min(value, kvm.max_vcpus)

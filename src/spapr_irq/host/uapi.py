@@ -7,6 +7,7 @@ Data only: every module of the host kernel and of QEMU's KVM side reads its numb
 from __future__ import annotations
 
 # --- Capabilities (KVM_CHECK_EXTENSION on the VM fd, KVM_ENABLE_CAP on a vCPU fd) ---------------------
+KVM_CAP_PPC_SMT = 64
 KVM_CAP_PPC_RTAS = 91
 KVM_CAP_IRQ_XICS = 92
 KVM_CAP_PPC_IRQ_XIVE = 169
@@ -74,8 +75,12 @@ KVMPPC_XICS_FIRST_IRQ = 16  # numbers below are reserved (0 none, 2 the IPI)
 KVMPPC_XICS_ICS_SHIFT = 10  # 1024 sources per ICS block
 KVMPPC_XICS_NR_IRQS = 1 << 20
 KVMPPC_XIVE_NR_IRQS = KVMPPC_XICS_NR_IRQS
-KVM_MAX_VCPUS = 2048  # NR_CPUS of the distribution kernels
-KVM_MAX_VCPU_IDS = KVM_MAX_VCPUS * 8
+KVM_MAX_VCPUS = 2048  # NR_CPUS of the distribution kernels (KVM_MAX_VCORES too)
+KVM_MAX_VCPU_IDS = KVM_MAX_VCPUS * 8  # MAX_SMT_THREADS * KVM_MAX_VCORES
+THREADS_PER_SUBCORE = 8  # POWER8: the SMT mode a VM starts with
+
+#: Arguments an in-kernel RTAS call can carry (struct rtas_args: __be32 args[16]).
+RTAS_ARGS_MAX = 16
 
 #: Names the kernel serves as RTAS calls when a token is defined for them (book3s_rtas.c).
 KERNEL_RTAS_CALLS = ("ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")

@@ -14,12 +14,11 @@ from __future__ import annotations
 import errno as E
 from dataclasses import dataclass, field
 
-from ..papr import H_PARAMETER, H_SUCCESS
+from ..papr import H_HARDWARE, H_PARAMETER, H_SUCCESS
 from .device import DeviceErrno, KvmDevice, KvmVcpu
 from .uapi import (ICP_CPPR_SHIFT, ICP_MFRR_SHIFT, ICP_PPRI_SHIFT, ICP_XISR_SHIFT,
-                   KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_GRP_SOURCES, KVM_DEV_XICS_NR_SERVERS,
-                   KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET, KVM_MAX_VCPU_IDS,
-                   KVM_MAX_VCPUS, KVM_XICS_DESTINATION_MASK, KVM_XICS_LEVEL_SENSITIVE,
+                   KVM_DEV_XICS_GRP_SOURCES, KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL,
+                   KVM_INTERRUPT_UNSET, KVM_XICS_DESTINATION_MASK, KVM_XICS_LEVEL_SENSITIVE,
                    KVM_XICS_MASKED, KVM_XICS_PENDING, KVM_XICS_PRESENTED, KVM_XICS_PRIORITY_SHIFT,
                    KVM_XICS_QUEUED, KVMPPC_XICS_FIRST_IRQ, KVMPPC_XICS_ICS_SHIFT, KVMPPC_XICS_NR_IRQS)
 
@@ -192,20 +191,21 @@ class KernelXics:
         return H_SUCCESS
 
     # -- KVM_IRQ_LINE (ics_deliver_irq) ----------------------------------------------------------------------
-    def irq_line(self, irq: int, level: int) -> None:
+    def irq_line(self, irq: int, level: int) -> int:
+        """ics_deliver_irq; returns its code, which KVM_IRQ_LINE does not report."""
         source = self.find_source(irq)
         if source is None or not source.exists:
-            raise DeviceErrno(E.EINVAL)
+            return -E.EINVAL
         if level in (KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_SET):
             level = 1
         elif level == KVM_INTERRUPT_UNSET:
             level = 0
         if not source.lsi and level == 0:
-            return
+            return 0
         if source.lsi:
             if level:
                 if source.pq & PQ_PRESENTED:
-                    return
+                    return 0
                 source.pq = PQ_PRESENTED
             else:
                 source.pq = 0
@@ -213,6 +213,7 @@ class KernelXics:
             source.pq = ((source.pq << 1) & 3) | PQ_PRESENTED
         if source.pq == PQ_PRESENTED:
             self.deliver(None, irq, False)
+        return 0
 
     # -- RTAS (kvmppc_xics_set_xive and friends) -------------------------------------------------------------
     def _write_xive(self, source: KSource, server: int, priority: int, saved: int) -> bool:
@@ -326,60 +327,109 @@ class KernelXics:
 
 
 class XicsDevice(KvmDevice):
-    """KVM_DEV_TYPE_XICS: the software XICS (kvm-xics) or XICS-on-XIVE (kvm-xive)."""
+    """KVM_DEV_TYPE_XICS on a host without a XIVE: the kvm-xics device (POWER8, POWER9 booted
+    xive=off, nested hypervisors). Only the source attributes exist, any server number may connect
+    (once), and the hypercalls and RTAS calls are :class:`KernelXics`'s."""
 
-    def __init__(self, kvm, fd: int, kind: str) -> None:
+    kind = "kvm-xics"
+
+    def __init__(self, kvm, fd: int) -> None:
         super().__init__(kvm, fd)
-        self.kind = kind
-        #: The kernel's XICS state. XICS-on-XIVE (kvm-xive) implements the same presentation
-        #: rules on XIVE hardware; the model uses one implementation for both kinds.
         self.state = KernelXics()
-        self.nr_servers = KVM_MAX_VCPUS
-        self.vp_block_allocated = False
 
-    @property
-    def _has_ctrl(self) -> bool:
-        return self.kind == "kvm-xive" and self.kvm.host.nr_servers_attr
+    def injectable(self, call: str, group: int | None = None, attr: int | None = None) -> set[int]:
+        """The errnos this device can meet on its own in `call` now (see host.faults)."""
+        if call == "set_attr" and group == KVM_DEV_XICS_GRP_SOURCES:
+            in_range = KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
+            return {E.ENOMEM} if in_range and attr >> ICS_SHIFT not in self.state.blocks else set()
+        if call == "enable_cap":
+            return {E.ENOMEM}
+        return set()
 
     def has_attr(self, group: int, attr: int) -> bool:
-        if group == KVM_DEV_XICS_GRP_SOURCES:
-            return KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
-        if group == KVM_DEV_XICS_GRP_CTRL:
-            return self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS
-        return False
+        return group == KVM_DEV_XICS_GRP_SOURCES and KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
 
-    def set_attr(self, group: int, attr: int, value) -> None:
+    def set_attr(self, group: int, attr: int, value, fault: int = 0) -> None:
         if group == KVM_DEV_XICS_GRP_SOURCES:
             if not KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS:
                 raise DeviceErrno(E.ENOENT)
-            # xics_set_source: the priority field is checked before MASKED is applied, and the
-            # destination is an interrupt server number given at vCPU connect.
+            if fault:
+                raise DeviceErrno(fault)  # kvmppc_xics_create_ics: no block made
             self.state.set_source(attr, value)
             return
-        if group == KVM_DEV_XICS_GRP_CTRL and self._has_ctrl and attr == KVM_DEV_XICS_NR_SERVERS:
-            self._set_nr_servers(value)
-            return
-        raise DeviceErrno(E.ENXIO)
-
-    def _set_nr_servers(self, value: int) -> None:
-        if value == 0 or value > KVM_MAX_VCPU_IDS:
-            raise DeviceErrno(E.EINVAL)
-        if self.vp_block_allocated:
-            raise DeviceErrno(E.EBUSY)
-        self.nr_servers = min(value, KVM_MAX_VCPUS)
+        raise DeviceErrno(E.ENXIO)  # no KVM_DEV_XICS_GRP_CTRL here, not even NR_SERVERS
 
     def get_attr(self, group: int, attr: int):
         if group == KVM_DEV_XICS_GRP_SOURCES:
             return self.state.get_source(attr)
         raise DeviceErrno(E.ENXIO)
 
-    def connect_vcpu(self, vcpu: KvmVcpu, server: int) -> None:
-        if self.kind == "kvm-xive":
-            if server >= self.nr_servers:
-                raise DeviceErrno(E.EINVAL)
-            self.vp_block_allocated = True
+    def connect_vcpu(self, vcpu: KvmVcpu, server: int, fault: int = 0) -> None:
+        """kvmppc_xics_create_icp: any server number, but only once."""
+        if server in self.state.icps:
+            raise DeviceErrno(E.EEXIST)
+        if fault:
+            raise DeviceErrno(fault)
         vcpu.attach(self, server)
         self.state.connect_icp(server)
+
+    # -- what the VM routes here --------------------------------------------------------------------
+    def get_icp(self, server: int) -> int:
+        return self.state.get_icp(server)
+
+    def set_icp(self, server: int, value: int) -> None:
+        self.state.set_icp(server, value)
+
+    def output(self, server: int) -> bool:
+        icp = self.state.icps.get(server)
+        return bool(icp and icp.out_ee)
+
+    def set_irq(self, irq: int, level: int) -> int:
+        return self.state.irq_line(irq, level)
+
+    def hcall(self, server: int, name: str, args) -> tuple[int, ...]:
+        """kvmppc_xics_hcall for a connected vCPU."""
+        xics = self.state
+        icp = xics.icps.get(server)
+        if icp is None:
+            return (H_HARDWARE,)
+        if name == "H_XIRR":
+            return (H_SUCCESS, xics.h_xirr(icp))
+        if name == "H_XIRR_X":
+            return (H_SUCCESS, xics.h_xirr(icp), self.kvm.timebase())
+        if name == "H_IPOLL":
+            rc, xirr, mfrr = xics.h_ipoll(args[0])
+            return (rc,) if rc else (rc, xirr, mfrr)
+        if name == "H_CPPR":
+            xics.h_cppr(icp, args[0])
+            return (H_SUCCESS,)
+        if name == "H_EOI":
+            return (xics.h_eoi(icp, args[0] & 0xFFFFFFFF),)
+        return (xics.h_ipi(args[0], args[1]),)  # H_IPI
+
+    def set_xive(self, irq: int, server: int, priority: int) -> int:
+        return self._rtas(self.state.set_xive, irq, server, priority)
+
+    def get_xive(self, irq: int) -> tuple[int, int, int]:
+        try:
+            server, priority = self.state.get_xive(irq)
+        except DeviceErrno as exc:
+            return -exc.errno, 0, 0
+        return 0, server, priority
+
+    def int_on(self, irq: int) -> int:
+        return self._rtas(self.state.int_on, irq)
+
+    def int_off(self, irq: int) -> int:
+        return self._rtas(self.state.int_off, irq)
+
+    @staticmethod
+    def _rtas(fn, *args) -> int:
+        try:
+            fn(*args)
+        except DeviceErrno as exc:
+            return -exc.errno
+        return 0
 
     def release(self) -> None:
         self.state = KernelXics()

@@ -18,20 +18,20 @@ from ..arch.xive import (EAS_END_INDEX_SHIFT, EAS_MASKED, EAS_VALID, END_W0_ENQU
                          END_W0_QSIZE_SHIFT, END_W0_UCOND_NOTIFY, END_W0_VALID, END_W1_GENERATION,
                          END_W1_PAGE_OFF_MASK, END_W7_F0_PRIORITY_SHIFT, TM_QW1_OS, XIVE_ESB_OFF,
                          XiveRouter, XiveTCTX, nvt_cam_line)
-from .device import DeviceErrno, KvmDevice, KvmVcpu, Sigbus
+from .device import DeviceErrno, KvmDevice, KvmVcpu, Sigbus, XiveVps, prio_from_guest
 from .uapi import (KVM_DEV_XIVE_EQ_SYNC, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_GRP_EQ_CONFIG,
                    KVM_DEV_XIVE_GRP_SOURCE, KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
-                   KVM_DEV_XIVE_GRP_SOURCE_SYNC, KVM_DEV_XIVE_NR_SERVERS, KVM_DEV_XIVE_RESET,
-                   KVM_MAX_VCPU_IDS, KVM_MAX_VCPUS, KVM_XIVE_EQ_ALWAYS_NOTIFY,
+                   KVM_DEV_XIVE_GRP_SOURCE_SYNC, KVM_DEV_XIVE_NR_SERVERS, KVM_DEV_XIVE_RESET, KVM_INTERRUPT_SET_LEVEL,
+                   KVM_INTERRUPT_UNSET,
+                   KVM_XIVE_EQ_ALWAYS_NOTIFY,
                    KVM_XIVE_EQ_PRIORITY_MASK, KVM_XIVE_EQ_SERVER_SHIFT, KVM_XIVE_ESB_PAGE_OFFSET,
                    KVM_XIVE_LEVEL_ASSERTED, KVM_XIVE_LEVEL_SENSITIVE, KVM_XIVE_SOURCE_EISN_MASK,
                    KVM_XIVE_SOURCE_EISN_SHIFT, KVM_XIVE_SOURCE_MASKED_SHIFT,
                    KVM_XIVE_SOURCE_PRIORITY_MASK, KVM_XIVE_SOURCE_SERVER_MASK,
                    KVM_XIVE_SOURCE_SERVER_SHIFT, KVM_XIVE_TIMA_PAGE_OFFSET, KVMPPC_XIVE_NR_IRQS)
 
-NVT_BASE = 0x400  # the model keeps QEMU's NVT numbering for the hardware VPs (CAMs are not
-#                   visible to the guest: the OS page gives no access to word 2)
 MASKED = 0xFF
+ICS_SHIFT = 10  # sources come in blocks of 1024, made on first use
 
 
 @dataclass
@@ -45,33 +45,35 @@ class KvmPpcXiveEq:
     qindex: int = 0
 
 
-def prio_from_guest(priority: int) -> int:
-    """xive_prio_from_guest: 0-5 and 0xff kept, anything else becomes 6."""
-    return priority if priority <= 5 or priority == MASKED else 6
-
-
 class KernelXive:
     """The XIVE native device of one VM."""
 
     def __init__(self, memory) -> None:
         self.router = XiveRouter(KVMPPC_XIVE_NR_IRQS, 1 << 24, memory)
         self.router.source.reset_pq = XIVE_ESB_OFF
+        self.blocks: set[int] = set()
+        self.ipis: set[int] = set()  # sources that have their hardware IPI
         self.valid: set[int] = set()
         self.lsi: set[int] = set()
         self.asserted: set[int] = set()
         self.config: dict[int, tuple[int, int, int]] = {}  # srcno -> (server, priority, eisn)
         self.queues: dict[int, KvmPpcXiveEq] = {}  # (server << 3 | priority) -> guest EQ config
-        self.servers: set[int] = set()
+        self.vps: dict[int, int] = {}  # server -> VP id
         self.memory = memory
         self.resets = 0
 
     # -- vCPUs ---------------------------------------------------------------------------------------------
-    def connect_vcpu(self, server: int) -> None:
+    @property
+    def servers(self):
+        return self.vps.keys()
+
+    def connect_vcpu(self, server: int, vp_id: int) -> None:
+        """The vCPU's OS ring starts at CPPR 0 with ACK_CNT 0xff, its CAM line its VP."""
         tctx = XiveTCTX(server)
         tctx.regs[TM_QW1_OS:TM_QW1_OS + 8] = (0x00000000FF000000).to_bytes(8, "big")
-        tctx.set_os_cam(nvt_cam_line(0, NVT_BASE + server))
+        tctx.set_os_cam(nvt_cam_line(0, vp_id))
         self.router.tctxs[server] = tctx
-        self.servers.add(server)
+        self.vps[server] = vp_id
 
     def get_vp_state(self, server: int) -> int:
         """KVM_REG_PPC_VP_STATE: OS ring words 0-1 (NSR CPPR IPB LSMFB, ACK_CNT INC AGE PIPR)."""
@@ -84,23 +86,41 @@ class KernelXive:
         tctx.notify(TM_QW1_OS)
 
     # -- KVM_DEV_XIVE_GRP_SOURCE ------------------------------------------------------------------------
-    def set_source(self, srcno: int, flags: int) -> None:
-        """Allocate (or reset) a source: its IPI masked with PQ=01, its EAS masked."""
+    def set_source(self, srcno: int, flags: int, fault: int = 0) -> None:
+        """kvmppc_xive_native_set_source: the block and the source's hardware IPI made on first
+        use, the LSI and asserted flags set (never cleared; ASSERTED counts only with LSI), the
+        IPI masked with PQ=01 and its EAS masked."""
         if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
             raise DeviceErrno(E.E2BIG)
+        block = srcno >> ICS_SHIFT
+        if fault == E.ENOMEM and block not in self.blocks:
+            raise DeviceErrno(fault)  # kvmppc_xive_create_src_block failed: nothing made
+        self.blocks.add(block)
+        if srcno not in self.ipis:
+            if fault:
+                raise DeviceErrno(fault)  # xive_native_alloc_irq failed: the block stays
+            self.ipis.add(srcno)
+        if flags & KVM_XIVE_LEVEL_SENSITIVE:
+            self.lsi.add(srcno)
+            if flags & KVM_XIVE_LEVEL_ASSERTED:
+                self.asserted.add(srcno)
         self.valid.add(srcno)
-        (self.lsi.add if flags & KVM_XIVE_LEVEL_SENSITIVE else self.lsi.discard)(srcno)
-        (self.asserted.add if flags & KVM_XIVE_LEVEL_ASSERTED else self.asserted.discard)(srcno)
         self.router.source.set_pq(srcno, XIVE_ESB_OFF)
         self.router.eat[srcno] = EAS_VALID | EAS_MASKED
         self.config[srcno] = (0, MASKED, 0)
 
     # -- KVM_DEV_XIVE_GRP_SOURCE_CONFIG -----------------------------------------------------------------
-    def set_source_config(self, srcno: int, value: int) -> None:
-        if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
+    def _find_source(self, srcno: int) -> None:
+        """ENOENT when the source's block was never made, EINVAL when the source is not valid."""
+        if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS or srcno >> ICS_SHIFT not in self.blocks:
             raise DeviceErrno(E.ENOENT)
         if srcno not in self.valid:
             raise DeviceErrno(E.EINVAL)
+
+    def set_source_config(self, srcno: int, value: int, fault: int = 0) -> None:
+        """kvmppc_xive_native_set_source_config: the same target again is no change (even when
+        asked to mask); a target needs a vCPU with a queue at the priority; 7 is refused."""
+        self._find_source(srcno)
         priority = value & KVM_XIVE_SOURCE_PRIORITY_MASK
         server = (value & KVM_XIVE_SOURCE_SERVER_MASK) >> KVM_XIVE_SOURCE_SERVER_SHIFT
         masked = (value >> KVM_XIVE_SOURCE_MASKED_SHIFT) & 1
@@ -111,8 +131,10 @@ class KernelXive:
             return
         if priority != MASKED and not masked:
             server = self._select_target(server, priority)
+            if fault:
+                raise DeviceErrno(fault)  # xive_native_configure_irq failed
             self.config[srcno] = (server, priority, eisn)
-            end_idx = (server << 3) | priority
+            end_idx = (self.vps[server] << 3) | priority
             self.router.eat[srcno] = EAS_VALID | (end_idx << EAS_END_INDEX_SHIFT) | eisn
         else:
             self.config[srcno] = (0, MASKED, 0)
@@ -130,13 +152,10 @@ class KernelXive:
         raise DeviceErrno(E.EBUSY)
 
     def source_sync(self, srcno: int) -> None:
-        if not 0 <= srcno < KVMPPC_XIVE_NR_IRQS:
-            raise DeviceErrno(E.ENOENT)
-        if srcno not in self.valid:
-            raise DeviceErrno(E.EINVAL)
+        self._find_source(srcno)
 
     # -- KVM_DEV_XIVE_GRP_EQ_CONFIG ------------------------------------------------------------------------
-    def set_queue_config(self, eq_idx: int, eq: KvmPpcXiveEq) -> None:
+    def set_queue_config(self, eq_idx: int, eq: KvmPpcXiveEq, fault: int = 0) -> None:
         priority = eq_idx & KVM_XIVE_EQ_PRIORITY_MASK
         server = eq_idx >> KVM_XIVE_EQ_SERVER_SHIFT
         if server not in self.servers:
@@ -145,8 +164,10 @@ class KernelXive:
             raise DeviceErrno(E.EINVAL)  # "Trying to restore invalid queue %d for VCPU %d"
         end_idx = (server << 3) | priority
         if not eq.qshift:
+            if fault:
+                raise DeviceErrno(fault)  # OPAL refused to reset the queue
             self.queues.pop(end_idx, None)
-            self.router.endt.pop(end_idx, None)
+            self.router.endt.pop((self.vps[server] << 3) | priority, None)
             return
         if eq.flags != KVM_XIVE_EQ_ALWAYS_NOTIFY:
             raise DeviceErrno(E.EINVAL)  # END ESB coalescing is not supported
@@ -156,15 +177,17 @@ class KernelXive:
             raise DeviceErrno(E.EINVAL)  # "queue page is not aligned"
         if not self.memory.contains(eq.qaddr, 1 << eq.qshift):
             raise DeviceErrno(E.EINVAL)  # "Couldn't get queue page"
+        if fault:
+            raise DeviceErrno(fault)  # OPAL refused the queue
         toggle, index = 1, 0
         if eq.qtoggle != 1 or eq.qindex != 0:  # restore the queue state only when asked
             toggle, index = eq.qtoggle & 1, eq.qindex & END_W1_PAGE_OFF_MASK
         self.queues[end_idx] = KvmPpcXiveEq(eq.flags, eq.qshift, eq.qaddr)
-        self.router.endt[end_idx] = [
+        self.router.endt[(self.vps[server] << 3) | priority] = [
             END_W0_VALID | END_W0_ENQUEUE | END_W0_UCOND_NOTIFY | ((eq.qshift - 12) << END_W0_QSIZE_SHIFT),
             (END_W1_GENERATION if toggle else 0) | index,
             (eq.qaddr >> 32) & 0x0FFFFFFF, eq.qaddr & 0xFFFFFFFF, 0, 0,
-            nvt_cam_line(0, NVT_BASE + server), priority << END_W7_F0_PRIORITY_SHIFT,
+            nvt_cam_line(0, self.vps[server]), priority << END_W7_F0_PRIORITY_SHIFT,
         ]
 
     def get_queue_config(self, eq_idx: int) -> KvmPpcXiveEq:
@@ -178,7 +201,7 @@ class KernelXive:
         queue = self.queues.get(end_idx)
         if queue is None:
             return KvmPpcXiveEq()
-        end = self.router.endt[end_idx]
+        end = self.router.endt[(self.vps[server] << 3) | priority]
         return KvmPpcXiveEq(KVM_XIVE_EQ_ALWAYS_NOTIFY, queue.qshift, queue.qaddr,
                             1 if end[1] & END_W1_GENERATION else 0, end[1] & END_W1_PAGE_OFF_MASK)
 
@@ -217,17 +240,24 @@ class KernelXive:
         return None
 
 
-class XiveNativeDevice(KvmDevice):
-    """KVM_DEV_TYPE_XIVE: the XIVE native exploitation device (kvm-xive-native, Linux 5.2+)."""
+class XiveNativeDevice(KvmDevice, XiveVps):
+    """KVM_DEV_TYPE_XIVE: the XIVE native exploitation device (kvm-xive-native, Linux 5.2+).
+
+    Its file stays open while QEMU's ESB or TIMA mapping lives: closing the fd releases the
+    device only at the last munmap."""
 
     kind = "kvm-xive-native"
 
     def __init__(self, kvm, fd: int) -> None:
         super().__init__(kvm, fd)
         self.state = KernelXive(kvm.memory)
-        self.nr_servers = KVM_MAX_VCPUS
+        self.nr_servers = kvm.max_vcpus
         self.vp_block_allocated = False
         self.mappings: set[int] = set()  # mmap page offsets currently mapped
+
+    @property
+    def vp_ids(self) -> dict[int, int]:
+        return self.state.vps
 
     @property
     def sources(self) -> dict[int, int]:
@@ -240,6 +270,28 @@ class XiveNativeDevice(KvmDevice):
     def resets(self) -> int:
         return self.state.resets
 
+    def injectable(self, call: str, group: int | None = None, attr: int | None = None) -> set[int]:
+        """The errnos this device can meet on its own in `call` now (see host.faults)."""
+        st = self.state
+        if call == "set_attr" and group == KVM_DEV_XIVE_GRP_SOURCE:
+            if not 0 <= attr < KVMPPC_XIVE_NR_IRQS:
+                return set()
+            return ({E.ENOMEM} if attr >> ICS_SHIFT not in st.blocks else set()) | (
+                {E.ENXIO} if attr not in st.ipis else set())
+        if call == "set_attr" and group == KVM_DEV_XIVE_GRP_SOURCE_CONFIG:
+            return {E.ENXIO} if attr in st.valid else set()
+        if call == "set_attr" and group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
+            return {E.EIO}
+        if call == "get_attr" and group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
+            return {E.EIO} if attr in st.queues else set()
+        if call == "enable_cap":
+            return {E.ENOMEM, E.EIO} | ({E.ENOSPC} if not self.vp_block_allocated else set())
+        if call == "get_one_reg":
+            return {E.EIO}
+        if call == "mmap":
+            return {E.ENOMEM}
+        return set()
+
     def has_attr(self, group: int, attr: int) -> bool:
         if group == KVM_DEV_XIVE_GRP_CTRL:
             if attr == KVM_DEV_XIVE_NR_SERVERS:
@@ -250,7 +302,7 @@ class XiveNativeDevice(KvmDevice):
             return 0 <= attr < KVMPPC_XIVE_NR_IRQS
         return group == KVM_DEV_XIVE_GRP_EQ_CONFIG
 
-    def set_attr(self, group: int, attr: int, value) -> None:
+    def set_attr(self, group: int, attr: int, value, fault: int = 0) -> None:
         if group == KVM_DEV_XIVE_GRP_CTRL:
             if attr == KVM_DEV_XIVE_RESET:
                 self.state.reset()
@@ -258,44 +310,68 @@ class XiveNativeDevice(KvmDevice):
             if attr == KVM_DEV_XIVE_EQ_SYNC:
                 return  # flushes in-flight events (none are in flight in the model)
             if attr == KVM_DEV_XIVE_NR_SERVERS and self.kvm.host.nr_servers_attr:
-                if value == 0 or value > KVM_MAX_VCPU_IDS:
-                    raise DeviceErrno(E.EINVAL)
-                if self.vp_block_allocated:
-                    raise DeviceErrno(E.EBUSY)
-                self.nr_servers = min(value, KVM_MAX_VCPUS)
+                self.set_nr_servers(value)
                 return
             raise DeviceErrno(E.ENXIO)
         if group == KVM_DEV_XIVE_GRP_SOURCE:
-            self.state.set_source(attr, value & (KVM_XIVE_LEVEL_SENSITIVE | KVM_XIVE_LEVEL_ASSERTED))
+            self.state.set_source(attr, value, fault)
             return
         if group == KVM_DEV_XIVE_GRP_SOURCE_CONFIG:
-            self.state.set_source_config(attr, value)
+            self.state.set_source_config(attr, value, fault)
             return
         if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
-            self.state.set_queue_config(attr, value)
+            self.state.set_queue_config(attr, value, fault)
             return
         if group == KVM_DEV_XIVE_GRP_SOURCE_SYNC:
             self.state.source_sync(attr)
             return
         raise DeviceErrno(E.ENXIO)
 
-    def get_attr(self, group: int, attr: int):
+    def get_attr(self, group: int, attr: int, fault: int = 0):
         if group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
-            return self.state.get_queue_config(attr)
+            queue = self.state.get_queue_config(attr)
+            if fault:
+                raise DeviceErrno(fault)
+            return queue
         raise DeviceErrno(E.ENXIO)
 
-    def connect_vcpu(self, vcpu: KvmVcpu, server: int) -> None:
-        if server >= self.nr_servers:
-            raise DeviceErrno(E.EINVAL)
-        self.vp_block_allocated = True
+    def connect_vcpu(self, vcpu: KvmVcpu, server: int, fault: int = 0) -> None:
+        vp_id = self.compute_vp_id(server, fault)
         vcpu.attach(self, server)
-        self.state.connect_vcpu(server)
+        self.state.connect_vcpu(server, vp_id)
 
-    def mmap(self, pgoff: int, npages: int) -> None:
-        if pgoff == KVM_XIVE_TIMA_PAGE_OFFSET and npages <= 4:
-            self.mappings.add(pgoff)
-            return
-        if pgoff == KVM_XIVE_ESB_PAGE_OFFSET and npages <= KVMPPC_XIVE_NR_IRQS * 2:
+    def get_vp_state(self, server: int, fault: int = 0) -> int:
+        if fault:
+            raise DeviceErrno(fault)
+        return self.state.get_vp_state(server)
+
+    def set_vp_state(self, server: int, value: int) -> None:
+        self.state.set_vp_state(server, value)
+
+    def set_irq(self, irq: int, level: int) -> int:
+        """kvmppc_xive_set_irq on the native device's sources (QEMU triggers ESB pages instead)."""
+        st = self.state
+        if irq not in st.valid:
+            return -E.EINVAL
+        if (level == 1 and irq in st.lsi) or level == KVM_INTERRUPT_SET_LEVEL:
+            st.asserted.add(irq)
+        elif level in (0, KVM_INTERRUPT_UNSET):
+            st.asserted.discard(irq)
+            return 0
+        st.router.esb_store(irq, True, 0)
+        return 0
+
+    def get_icp(self, server: int) -> int:
+        raise NotImplementedError("ONE_REG ICP_STATE on a vCPU of the XIVE native device "
+                                  "(kvmppc_xive_get_icp on a native VP) is not modelled")
+
+    set_icp = get_icp
+
+    def mmap(self, pgoff: int, npages: int, fault: int = 0) -> None:
+        if pgoff == KVM_XIVE_TIMA_PAGE_OFFSET and npages <= 4 or (
+                pgoff == KVM_XIVE_ESB_PAGE_OFFSET and npages <= KVMPPC_XIVE_NR_IRQS * 2):
+            if fault:
+                raise DeviceErrno(fault)
             self.mappings.add(pgoff)
             return
         raise DeviceErrno(E.EINVAL)

@@ -61,6 +61,8 @@ class InterruptController:
     def __init__(self) -> None:
         self.kvm: Kvm | None = None
         self.fd: int | None = None
+        #: vCPUs whose presenter is connected to the KVM device (QEMU's kvm_enabled_icps/cpus).
+        self.kvm_presenters: set[int] = set()
 
     @property
     def in_kernel(self) -> bool:

@@ -17,11 +17,11 @@ class XicsController(XicsKvm, InterruptController):
     name, label = "xics", "XICS"
     hcalls = papr.XICS_HCALLS
     rtas_calls = papr.XICS_RTAS_CALLS
+
     def __init__(self, nr_irqs: int, max_cpus: int) -> None:
         super().__init__()
         self.max_cpus = max_cpus
         self.xics = Xics(papr.XICS_IRQ_BASE, nr_irqs)
-        self.kvm_icps: set[int] = set()  # cap_irq_xics_enabled per ICP
 
     @property
     def ics(self) -> ICS:
@@ -35,22 +35,22 @@ class XicsController(XicsKvm, InterruptController):
     def valid_irq(self, irq: int) -> bool:
         return self.ics.valid_irq(irq)
 
-    def check_claim(self, irq: int) -> None:
-        if not self.ics.valid_irq(irq):
-            raise ClaimError(f"IRQ {irq} is not a valid number")
+    def claim(self, irq: int, lsi: bool, kernel_irqchip: bool = False) -> str | None:
+        """xics_spapr_claim_irq and ics_set_irq_type: allocate the source as LSI or MSI. While any
+        controller is in the kernel (QEMU's global kvm_irqchip_in_kernel()) the source is first
+        reset to priority 0xff, then pushed if XICS is the one in KVM; QEMU only reports a failed
+        push (error_report_err) and the claim stands, so its text is returned."""
         if not self.ics.is_free(irq):
             raise ClaimError(f"IRQ {irq} is not free")
-
-    def claim(self, irq: int, lsi: bool) -> str | None:
-        """Allocate the source. Under KVM the source is pushed to the kernel; QEMU only reports a
-        failed push (error_report_err) and the claim stands, so its text is returned."""
-        self.check_claim(irq)
         self.ics.set_irq_type(irq, lsi)
-        if self.in_kernel:
-            try:
-                self._push_source(irq)
-            except ConnectError as exc:
-                return exc.text
+        if kernel_irqchip:
+            source = self.ics.source(irq)
+            source.priority = source.saved_priority = 0xFF
+            if self.in_kernel:
+                try:
+                    self._push_source(irq)
+                except ConnectError as exc:
+                    return exc.text
         return None
 
     def free(self, irq: int) -> None:
@@ -59,6 +59,9 @@ class XicsController(XicsKvm, InterruptController):
 
     def is_claimed(self, irq: int) -> bool:
         return self.ics.valid_irq(irq) and not self.ics.is_free(irq)
+
+    def claimed_irqs(self) -> list[int]:
+        return self.ics.allocated()
 
     # -- presenters ---------------------------------------------------------------------------------------
     def cpu_intc_create(self, vcpu_id: int) -> None:
@@ -78,7 +81,7 @@ class XicsController(XicsKvm, InterruptController):
 
     def cpu_intc_destroy(self, vcpu_id: int) -> None:
         self.xics.icps.pop(vcpu_id, None)
-        self.kvm_icps.discard(vcpu_id)
+        self.kvm_presenters.discard(vcpu_id)
 
     # -- reset --------------------------------------------------------------------------------------------
     def reset(self) -> None:

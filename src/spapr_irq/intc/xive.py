@@ -12,7 +12,8 @@ from ..arch.xive import (EAS_END_BLOCK_MASK, EAS_END_BLOCK_SHIFT, EAS_END_DATA_M
                          END_W0_VALID, END_W1_GENERATION, END_W1_PAGE_OFF_MASK,
                          END_W6_NVT_INDEX_MASK, END_W7_F0_PRIORITY_SHIFT, XiveRouter, XiveTCTX,
                          end_qaddr, end_reset_value, nvt_cam_line)
-from ..host.uapi import KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_GRP_SOURCE_SYNC, KVM_DEV_XIVE_RESET
+from ..host.uapi import (KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_GRP_SOURCE_SYNC, KVM_DEV_XIVE_RESET,
+                         KVM_REG_PPC_VP_STATE)
 from .base import MINUS_ONE, ClaimError, ConnectError, GuestContext, InterruptController
 from .xive_kvm import XiveKvm
 
@@ -37,7 +38,6 @@ class XiveController(XiveKvm, InterruptController):
         super().__init__()
         self.state = XiveRouter(nr_irqs, nr_ends, memory)
         self.memory = memory
-        self.kvm_vcpus: set[int] = set()
         self.mmio_enabled = False
         self.mappings: list[int] = []  # KVM mmap page offsets in place
         self.change_handler = False  # VM run-state handler registered
@@ -67,22 +67,15 @@ class XiveController(XiveKvm, InterruptController):
     def valid_irq(self, irq: int) -> bool:
         return 0 <= irq < self.nr_irqs
 
-    def check_claim(self, irq: int) -> None:
-        if not self.valid_irq(irq):
-            raise ClaimError(f"IRQ {irq} is not a valid number")
+    def claim(self, irq: int, lsi: bool, kernel_irqchip: bool = False) -> None:
+        """spapr_xive_claim_irq: VALID|MASKED ORed into the EAS (a target and EISN left by a free
+        survive), the LSI bit set (never cleared); under KVM the source is reset in the kernel,
+        and a failure fails the claim without undoing it, as in QEMU."""
         if self.state.eas_valid(irq):
             raise ClaimError(f"IRQ {irq} is not free")
-
-    def claim(self, irq: int, lsi: bool) -> None:
-        """Make the LISN valid; under KVM a failed source reset fails the claim, as in QEMU."""
-        self.check_claim(irq)
         self.state.claim(irq, lsi)
         if self.in_kernel:
-            try:
-                self._reset_source(irq)
-            except ConnectError:
-                self.state.free(irq)
-                raise
+            self._reset_source(irq)
 
     def free(self, irq: int) -> None:
         if self.valid_irq(irq):
@@ -90,6 +83,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def is_claimed(self, irq: int) -> bool:
         return self.valid_irq(irq) and self.state.eas_valid(irq)
+
+    def claimed_irqs(self) -> list[int]:
+        return self.state.valid_lisns()
 
     # -- presenters ---------------------------------------------------------------------------------------
     def cpu_intc_create(self, vcpu_id: int) -> None:
@@ -110,7 +106,7 @@ class XiveController(XiveKvm, InterruptController):
 
     def cpu_intc_destroy(self, vcpu_id: int) -> None:
         self.state.tctxs.pop(vcpu_id, None)
-        self.kvm_vcpus.discard(vcpu_id)
+        self.kvm_presenters.discard(vcpu_id)
 
     # -- reset --------------------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -354,7 +350,8 @@ class XiveController(XiveKvm, InterruptController):
             return (papr.H_FUNCTION,)
         if args[0]:
             return (papr.H_PARAMETER,)
-        self.state.reset_tables()  # cold reset of the sPAPR XIVE device
+        # device_cold_reset() of the sPAPR XIVE: it has no reset method (its tables are reset by a
+        # qemu_register_reset handler) and no bus, so QEMU's EAT, ENDT and PQs stay as they are.
         if self.in_kernel and self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_RESET, None):
             return (papr.H_HARDWARE,)
         return (papr.H_SUCCESS,)
@@ -364,11 +361,15 @@ class XiveController(XiveKvm, InterruptController):
         return self.vc_base <= addr < self.vc_base + (self.nr_irqs << papr.XIVE_ESB_SHIFT)
 
     def esb_read(self, offset: int, size: int) -> int:
-        """A load at `offset` into the source ESB region (emulated, or the kernel's pages)."""
+        """A load at `offset` into the source ESB region: the kernel's pages when in-kernel;
+        QEMU's emulated region takes 8-byte accesses only (7.2), any other size is a decode
+        error that reads 0 and touches nothing."""
         srcno = offset >> papr.XIVE_ESB_SHIFT
         trigger_page = not (offset >> (papr.XIVE_ESB_SHIFT - 1)) & 1
         if self.fd is not None:  # in_kernel, on the hot path
             return self._kvm_esb(srcno, trigger_page, offset & 0xFFF, None, size)
+        if size != 8:
+            return 0
         value = self.state.esb_load(srcno, trigger_page, offset & 0xFFF)
         return value & ((1 << (8 * size)) - 1)
 
@@ -378,7 +379,8 @@ class XiveController(XiveKvm, InterruptController):
         if self.fd is not None:  # in_kernel, on the hot path
             self._kvm_esb(srcno, trigger_page, offset & 0xFFF, value, size)
             return
-        self.state.esb_store(srcno, trigger_page, offset & 0xFFF)
+        if size == 8:  # any other size is dropped by the memory core
+            self.state.esb_store(srcno, trigger_page, offset & 0xFFF)
 
     def tima_read(self, vcpu: int, offset: int, size: int) -> int:
         if self.fd is not None:
@@ -446,7 +448,7 @@ class XiveController(XiveKvm, InterruptController):
             self._reset_source(lisn)
             self._kvm_set_source_config(lisn, self.state.eas(lisn))
         for vcpu, tctx in self.tctxs.items():
-            self.kvm.set_vp_state(vcpu, int.from_bytes(tctx.regs[0x10:0x18], "big"))
+            self.kvm.set_one_reg(vcpu, KVM_REG_PPC_VP_STATE, int.from_bytes(tctx.regs[0x10:0x18], "big"))
 
     def dt_node(self, nr_servers: int) -> tuple[str, dict]:
         page = papr.XIVE_TM_PAGE_SIZE

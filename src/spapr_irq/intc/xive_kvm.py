@@ -19,6 +19,7 @@ from ..host.kvm import Kvm
 from ..host.uapi import (KVM_CAP_PPC_IRQ_XIVE, KVM_DEV_TYPE_XIVE, KVM_DEV_XIVE_EQ_SYNC,
                          KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_GRP_EQ_CONFIG, KVM_DEV_XIVE_GRP_SOURCE,
                          KVM_DEV_XIVE_GRP_SOURCE_CONFIG, KVM_DEV_XIVE_NR_SERVERS,
+                         KVM_REG_PPC_VP_STATE,
                          KVM_XIVE_ESB_PAGE_OFFSET, KVM_XIVE_LEVEL_ASSERTED, KVM_XIVE_LEVEL_SENSITIVE,
                          KVM_XIVE_TIMA_PAGE_OFFSET)
 from ..host.xive_native import KvmPpcXiveEq
@@ -76,12 +77,12 @@ class XiveKvm:
             kvm.close(self.fd)
             self.fd = None
         kvm.irqchip_in_kernel = False
-        self.kvm_vcpus.clear()
+        self.kvm_presenters.clear()
         self.change_handler = False
         self.kvm = None
 
     def _connect_vcpu(self, vcpu_id: int) -> None:
-        if vcpu_id in self.kvm_vcpus:
+        if vcpu_id in self.kvm_presenters:
             return
         try:
             self.kvm.enable_cap(vcpu_id, KVM_CAP_PPC_IRQ_XIVE, self.fd, vcpu_id)
@@ -90,7 +91,7 @@ class XiveKvm:
             raise ConnectError(
                 f"XIVE: unable to connect CPU{vcpu_id} to KVM device: {strerror(exc.errno)}", hints
             ) from None
-        self.kvm_vcpus.add(vcpu_id)
+        self.kvm_presenters.add(vcpu_id)
 
     def _reset_source(self, lisn: int) -> None:
         flags = 0
@@ -220,4 +221,4 @@ class XiveKvm:
             if end[0] & END_W0_VALID:
                 self._kvm_get_queue_config(end_idx, end)
         for vcpu, tctx in self.tctxs.items():
-            tctx.regs[0x10:0x18] = self.kvm.get_vp_state(vcpu).to_bytes(8, "big")
+            tctx.regs[0x10:0x18] = self.kvm.get_one_reg(vcpu, KVM_REG_PPC_VP_STATE).to_bytes(8, "big")

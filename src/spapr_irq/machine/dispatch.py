@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import papr
-from ..errors import MachineError, StateError
+from ..errors import KvmError, MachineError, StateError, strerror
 from ..intc.base import ConnectError, GuestContext, InterruptController
 
 _REG_LIMIT = 1 << 64
@@ -123,7 +123,11 @@ class GuestInterface:
             raise MachineError(f"nret must be 0 to 16, got {nret!r}", stage="rtas")
         words = [value & 0xFFFFFFFF for value in self._registers(args, 16, "an RTAS call")]
         if self.kvm is not None:
-            answer = self.kvm.rtas(token, words, nret)
+            try:
+                answer = self.kvm.rtas(token, words, nret)
+            except KvmError as exc:  # H_RTAS with 16 or more arguments fails KVM_RUN
+                raise self._internal_error(f"error: kvm run failed {strerror(exc.errno)}",
+                                           "rtas") from None
             if answer is not None:
                 return answer
         entry = self.rtas_calls.lookup(token)
@@ -142,8 +146,9 @@ class GuestInterface:
             raise MachineError(f"MMIO address {addr!r} is not a 64-bit address", stage="mmio")
 
     def mmio_read(self, vcpu: int, addr: int, size: int) -> int:
-        """A load from `vcpu`: the XIVE ESB pages and TIMA when XIVE is active; unassigned
-        addresses read all ones, as on the platform."""
+        """A load from `vcpu`: the XIVE ESB pages and TIMA when XIVE is active. Unassigned
+        addresses read 0 (QEMU 7.2 has no transaction-failed hook for ppc; 8.1 raises a machine
+        check on POWER9 and POWER10)."""
         if not (self.runstate == "running" and vcpu in self._vcpu_set and size in _MMIO_SIZES
                 and type(addr) is int and 0 <= addr < _ADDR_LIMIT):
             self._check_mmio(vcpu, addr, size)
@@ -158,7 +163,7 @@ class GuestInterface:
                     return xive.tima_read(vcpu, offset, size)
             except ConnectError as exc:
                 raise self._sigbus(exc, "mmio") from None
-        return (1 << (8 * size)) - 1
+        return 0
 
     def mmio_write(self, vcpu: int, addr: int, size: int, value: int) -> None:
         """A store from `vcpu`; unassigned addresses ignore it."""
@@ -207,9 +212,7 @@ class GuestInterface:
         self._check_vcpu(vcpu)
         if self.active is self.xics and self.xics is not None:
             if self.xics.in_kernel:
-                attached = self.kvm.xics_for(vcpu)
-                icp = attached[0].state.icps.get(attached[1]) if attached else None
-                return bool(icp and icp.out_ee)
+                return self.kvm.xics_output(vcpu)
             return self.xics.icps[vcpu].output
         if self.active is self.xive and self.xive is not None:
             return self.xive.output(vcpu)

@@ -55,6 +55,7 @@ class IrqNumbers:
             for name, lsi in wanted:
                 irq = self._legacy_find()
                 self._claim(irq, lsi)
+                self.irq_owners[irq] = name
                 claimed.append(f"{name} {irq:#x}")
         else:
             wanted = [(papr.SPAPR_IRQ_EPOW, False, "EPOW"), (papr.SPAPR_IRQ_HOTPLUG, False, "HOTPLUG"),
@@ -65,49 +66,51 @@ class IrqNumbers:
             claimed = []
             for irq, lsi, name in wanted:
                 self._claim(irq, lsi)
+                self.irq_owners[irq] = name
                 claimed.append(f"{name} {irq:#x}")
         self._step("devices", "claimed " + ", ".join(claimed))
 
-    def _legacy_find(self) -> int:
+    def _legacy_find(self, num: int = 1, align: bool = False) -> int:
+        """spapr_irq_find on legacy machines: the first free block from source 0, aligned to its
+        size when asked (MSI vectors: 1, 2, 4, 8, 16 or 32 of them)."""
+        if align and num not in (1, 2, 4, 8, 16, 32):
+            raise MachineError(f"an aligned block is 1, 2, 4, 8, 16 or 32 IRQs, not {num} "
+                               "(QEMU asserts it)", stage="claim")
         ics = self.xics.ics
-        for irq in range(ics.offset, ics.offset + ics.nr_irqs):
-            if ics.is_free(irq):
-                return irq
-        raise MachineError("can't find a free 1-IRQ block")
+        step = num if align else 1
+        for first in range(0, ics.nr_irqs, step):
+            if num > ics.nr_irqs - first:
+                break
+            if all(ics.is_free(ics.offset + n) for n in range(first, first + num)):
+                return ics.offset + first
+        raise MachineError(f"can't find a free {num}-IRQ block", stage="claim")
 
     # ====================================================================================================
     # IRQ numbers
     # ====================================================================================================
+    def _kernel_irqchip(self) -> bool:
+        """QEMU's global kvm_irqchip_in_kernel(): some controller runs in KVM."""
+        return self.kvm is not None and self.kvm.irqchip_in_kernel
+
     def _claim(self, irq: int, lsi: bool) -> None:
-        """spapr_irq_claim on every controller, so dual keeps them in step; all or nothing."""
-        intcs = self._controllers()
-        for intc in intcs:
-            intc.check_claim(irq)
-        done = []
-        try:
-            for intc in intcs:
-                report = intc.claim(irq, lsi)
-                done.append(intc)
-                if report:
-                    self.reports.append(report)
-                    self._step("error-report", report)
-        except ConnectError:
-            for intc in done:
-                intc.free(irq)
-            raise
+        """spapr_irq_claim: the ICS, then the XIVE, stopping at the first failure with nothing
+        undone (QEMU does not roll a partial claim back)."""
+        for intc in self._controllers():
+            report = intc.claim(irq, lsi, self._kernel_irqchip())
+            if report:
+                self.reports.append(report)
+                self._step("error-report", report)
 
     def claim_irq(self, irq: int, lsi: bool = False) -> None:
-        """Claim an external IRQ number (0x1000-0x1fff) as MSI or LSI in every controller."""
+        """Claim an external IRQ number (0x1000-0x1fff) as MSI or LSI in every controller, as a
+        device does when it is realized; a failure is the device's, the machine runs on."""
         self._require_running("claim an IRQ")
         self._check_xirq(irq)
         try:
             self._claim(irq, lsi)
-        except ClaimError as exc:
-            raise MachineError(exc.message, stage="claim") from None
-        except ConnectError as exc:
-            for intc in self._controllers():
-                intc.free(irq)
+        except (ClaimError, ConnectError) as exc:
             raise MachineError(exc.message, exc.hints, stage="claim") from None
+        self.irq_owners[irq] = "claim_irq"
 
     def free_irq(self, irq: int, num: int = 1) -> None:
         """spapr_irq_free: release `num` numbers from `irq` in every controller."""
@@ -117,6 +120,7 @@ class IrqNumbers:
         for n in range(irq, irq + num):
             for intc in self._controllers():
                 intc.free(n)
+            self.irq_owners.pop(n, None)
 
     def _check_xirq(self, irq: int) -> None:
         if not isinstance(irq, int) or isinstance(irq, bool):
@@ -131,25 +135,32 @@ class IrqNumbers:
         """Whether each controller has `irq` claimed (they must agree)."""
         return {intc.name: intc.is_claimed(irq) for intc in self._controllers()}
 
-    def msi_alloc(self, num: int, align: bool = False) -> int:
-        """Allocate and claim a block of MSIs for the default PHB; returns the first number."""
+    def msi_alloc(self, num: int, align: bool = False, config_addr: int = 0) -> int:
+        """The default PHB's ibm,change-msi for the device at `config_addr`: a block of `num`
+        numbers (the MSI bitmap, or first fit on legacy machines), each claimed. If a claim fails, the numbers claimed before it
+        and the bitmap block are freed and the half-claimed number is left as it is, as QEMU
+        does; the failure is reported (rtas_ibm_change_msi answers RTAS_OUT_HW_ERROR)."""
         self._require_running("allocate MSIs")
-        if self.mode == "legacy":
-            raise MachineError("legacy machines allocate IRQs first-fit, without the MSI bitmap",
-                               stage="claim")
-        irq = self.msi.alloc(num, align)
-        done = []
-        try:
-            for n in range(irq, irq + num):
-                self._claim(n, False)
-                done.append(n)
-        except (ClaimError, ConnectError) as exc:
-            for n in done:
-                for intc in self._controllers():
-                    intc.free(n)
-            self.msi.free(irq, num)
-            raise MachineError(exc.message, stage="claim") from None
+        if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+            raise MachineError(f"can't find a free {num}-IRQ block", stage="claim")
+        legacy = self.mode == "legacy"
+        irq = self._legacy_find(num, align) if legacy else self.msi.alloc(num, align)
+        for i in range(num):
+            try:
+                self._claim(irq + i, False)
+            except (ClaimError, ConnectError) as exc:
+                for n in range(irq, irq + i):
+                    for intc in self._controllers():
+                        intc.free(n)
+                if not legacy:
+                    self.msi.free(irq, num)
+                text = f"Can't allocate MSIs for device {config_addr:x}: {exc.message}"
+                self.reports.append(text)
+                self._step("error-report", text)
+                raise MachineError(exc.message, exc.hints, stage="claim") from None
         self.msi_blocks[irq] = num
+        for n in range(irq, irq + num):
+            self.irq_owners[n] = f"MSI block {irq:#x}"
         return irq
 
     def msi_free(self, irq: int) -> None:
@@ -162,5 +173,7 @@ class IrqNumbers:
         for n in range(irq, irq + num):
             for intc in self._controllers():
                 intc.free(n)
-        self.msi.free(irq, num)
+            self.irq_owners.pop(n, None)
+        if self.mode != "legacy":
+            self.msi.free(irq, num)
         del self.msi_blocks[irq]

@@ -9,14 +9,17 @@ KVM devices closed, kernel RTAS tokens undefined): the model of QEMU exiting.
 
 from __future__ import annotations
 
+import errno as E
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import papr
-from ..config import CPU_FAMILIES, CPU_MODELS, MachineConfig, parse_options, power9_capable
-from ..errors import KvmError, MachineError, StateError
+from ..config import (COMPAT_PVRS, CPU_FAMILIES, CPU_MODELS, MachineConfig, compat_rank,
+                      parse_options, power9_capable)
+from ..errors import KvmError, MachineError, StateError, strerror
 from ..host.host import DEFAULT_HOST, Host, parse_host
 from ..host.kvm import FaultPlan, Kvm
-from ..host.uapi import KVM_DEV_TYPE_XICS
+from ..host.uapi import KVM_CAP_PPC_SMT, KVM_DEV_TYPE_XICS
 from ..intc.base import ClaimError, ConnectError, InterruptController
 from ..intc.xics import XicsController
 from ..intc.xive import XiveController
@@ -46,12 +49,23 @@ class Step:
         return out
 
 
+class Leak(NamedTuple):
+    """Something a transition left behind: its kind and what it is."""
+
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 def _mode_name(byte23: int) -> str:
     return {papr.OV5_XIVE_BOTH: "dual", papr.OV5_XIVE_EXPLOIT: "xive"}.get(byte23, "xics")
 
 
 class Machine(IrqNumbers, GuestInterface):
     """A pseries machine on a modeled host. Build one with :meth:`create`."""
+
     def __init__(self, config: MachineConfig, host: Host, faults: FaultPlan | None = None) -> None:
         self.config = config
         self.host = host
@@ -72,6 +86,7 @@ class Machine(IrqNumbers, GuestInterface):
         self.rtas_calls = DispatchTable("RTAS call")
         self.msi = MsiAllocator()
         self.msi_blocks: dict[int, int] = {}  # first irq -> count, owned by the default PHB
+        self.irq_owners: dict[int, str] = {}  # claimed external IRQ -> the device that owns it
         self.vcpus: list[int] = []
         self._vcpu_set: set[int] = set()
         self._handlers: dict[int, object] = {}  # hcall number -> handler, filled on first use
@@ -124,11 +139,6 @@ class Machine(IrqNumbers, GuestInterface):
             raise
         except (ConnectError, ClaimError) as exc:
             error = MachineError(exc.message, exc.hints, stage)
-            self._fatal(error)
-            raise error from None
-        except KvmError as exc:  # a KVM call outside any controller (vCPU creation)
-            error = MachineError(f"kvm_init_vcpu: {exc.call} failed: {exc.message.split(': ')[-1]}",
-                                 (), stage)
             self._fatal(error)
             raise error from None
 
@@ -194,13 +204,14 @@ class Machine(IrqNumbers, GuestInterface):
                    f"{', max-cpu-compat=' + config.max_cpu_compat if config.max_cpu_compat else ''}"
                    f", {config.smp_cpus} vCPU(s), maxcpus {config.max_cpus}")
         self._init_accel()
-        self._init_cpu()
         if self.accel == "kvm":
             self.kvm = Kvm(host)
             if self._faults is not None:
                 self.kvm.faults = self._faults
             self.kvm.arch_init()
             self.kvm.set_user_memory(self.memory)
+        self._init_cpu()
+        self._set_vsmt_mode()
         self._irq_init()
         self._init_ov5()
         self._create_vcpus()
@@ -227,9 +238,14 @@ class Machine(IrqNumbers, GuestInterface):
                        "effect under TCG", "tcg")
 
     def _init_cpu(self) -> None:
+        """The CPU type. Under KVM "host" is the pseries default and the alias of the host's own
+        family (-cpu POWER9 on a POWER9) names it too (kvm_ppc_register_host_cpu_type); KVM-HV
+        runs vCPUs with the host's PVR only, so any other model fails at vCPU init."""
         config, host = self.config, self.host
-        # Under KVM, QEMU makes "host" the pseries default CPU type (pseries_machine_class_fixup).
-        self.cpu_model = config.cpu if config.cpu_explicit or self.accel != "kvm" else "host"
+        if self.accel == "kvm" and (not config.cpu_explicit or config.cpu_alias == host.cpu):
+            self.cpu_model = "host"
+        else:
+            self.cpu_model = config.cpu
         if self.cpu_model == "host" and self.accel != "kvm":
             raise MachineError("The 'host' CPU type can only be used with KVM or HVF")
         self.cpu_family = host.cpu if self.cpu_model == "host" else CPU_MODELS[self.cpu_model]
@@ -237,20 +253,49 @@ class Machine(IrqNumbers, GuestInterface):
             self._step("cpu", f"no -cpu: {self.cpu_model}"
                        + (" (the pseries default under KVM)" if self.cpu_model == "host" else
                           f" (the {config.machine_type} default)") + f", a {self.cpu_family.upper()}")
-        # The two refusals below are this model's wording: QEMU fails these later (at vCPU or
-        # compat setup) with texts the specs did not establish.
-        if self.accel == "kvm" and CPU_FAMILIES.index(self.cpu_family) > CPU_FAMILIES.index(host.cpu):
-            raise MachineError(
-                f"CPU model '{self.cpu_model}' is newer than the host's {host.cpu.upper()}: "
-                f"KVM cannot run it",
-                ("Use -cpu host or an older model, and max-cpu-compat for older modes",),
-            )
-        if config.max_cpu_compat and config.max_cpu_compat not in ("power6", "power7+"):
-            if CPU_FAMILIES.index(config.max_cpu_compat) > CPU_FAMILIES.index(self.cpu_family):
-                raise MachineError(
-                    f"Compatibility mode {config.max_cpu_compat} is not supported by CPU "
-                    f"{self.cpu_model}"
-                )
+        elif config.cpu_alias == host.cpu and self.accel == "kvm":
+            self._step("cpu", f"-cpu {config.cpu_alias}: under KVM the host's family alias names "
+                       f"the host CPU ({host.cpu_model})")
+
+    def _init_compat(self) -> None:
+        """ppc_init_compat_all(max-cpu-compat) at every reset: a level the CPU cannot run is
+        fatal."""
+        level = self.config.max_cpu_compat
+        if level and compat_rank(level) > CPU_FAMILIES.index(self.cpu_family):
+            raise MachineError(f"Compatibility PVR {COMPAT_PVRS[level]:#010x} not valid for CPU")
+
+    def _check_kvm_pvr(self, vcpu_id: int) -> None:
+        """kvm_arch_init_vcpu: KVM_SET_SREGS with the model's PVR, which KVM-HV refuses unless it
+        is the host's own."""
+        if self.accel != "kvm" or self.cpu_model in ("host", self.host.cpu_model):
+            return
+        sync = 'Register sync failed... If you\'re using kvm-hv.ko, only "-cpu host" is possible'
+        self.reports.append(sync)
+        self._step("error-report", sync)
+        raise MachineError(f"kvm_init_vcpu: kvm_arch_init_vcpu failed ({vcpu_id}): "
+                           f"{strerror(E.EINVAL)}")
+
+    def _set_vsmt_mode(self) -> None:
+        """spapr_set_vsmt_mode: under KVM, ask for the VSMT mode (vCPU ids are spaced by it) when
+        it is not KVM's; a refusal is only a warning when KVM's mode divides it."""
+        if self.kvm is None:
+            return
+        vsmt, threads = self.config.vsmt, self.config.threads
+        kvm_smt = self.kvm.check_extension(KVM_CAP_PPC_SMT)
+        if vsmt == kvm_smt:
+            return
+        try:
+            self.kvm.enable_vm_cap(KVM_CAP_PPC_SMT, vsmt)
+        except KvmError as exc:
+            message = f"Failed to set KVM's VSMT mode to {vsmt} (errno {-exc.errno})"
+            if kvm_smt >= threads and vsmt % kvm_smt == 0:
+                self._warn(message)
+                return
+            # The hint lines are the model's wording: QEMU lists the modes KVM offers.
+            raise MachineError(message, (
+                f"On PPC, a VM with {threads} threads/core on a host with {kvm_smt} threads/core "
+                f"requires the use of VSMT mode {vsmt}.",)) from None
+        self._step("vsmt", f"KVM's VSMT mode set to {vsmt} (vCPU ids spaced by {vsmt})")
 
     @property
     def power9_capable(self) -> bool:
@@ -264,6 +309,9 @@ class Machine(IrqNumbers, GuestInterface):
         if config.legacy:
             self._step("mode", f"{config.machine_type} uses the legacy XICS backend "
                        f"({papr.ICS_NR_IRQS_LEGACY:#x} sources, IRQ numbers allocated first-fit)")
+        compat = f", max-cpu-compat={config.max_cpu_compat}" if config.max_cpu_compat else ""
+        self._step("cpu", f"{self.cpu_family.upper()}{compat}: "
+                   f"{'' if self.power9_capable else 'not '}POWER9-capable", "power9-capable")
         for rule, check in INIT_CHECKS:
             ctx = InitContext(
                 ic_mode=mode,
@@ -279,8 +327,7 @@ class Machine(IrqNumbers, GuestInterface):
                 raise MachineError(message, hints)
             if outcome.mode:
                 mode = outcome.mode
-            if outcome.detail:
-                self._step("check", f"{rule}: {outcome.detail}", rule)
+            self._step("check", f"{rule}: {outcome.detail}", rule)
         self.mode = mode
         self._create_controllers()
         # spapr_irq_update_active_intc() with no CAS yet: XIVE for xive-only, else XICS.
@@ -301,7 +348,7 @@ class Machine(IrqNumbers, GuestInterface):
         try:
             fd = kvm.create_device(KVM_DEV_TYPE_XICS)
         except KvmError as exc:
-            broken = exc.errno == 17
+            broken = exc.errno == E.EEXIST
             self._step("probe", f"second KVM XICS create after close: {exc} -> "
                        f"{'broken disconnect' if broken else 'not a disconnect problem'}",
                        "broken-disconnect")
@@ -347,8 +394,15 @@ class Machine(IrqNumbers, GuestInterface):
                    + (" ..." if len(self.vcpus) > 8 else ""))
 
     def _plug_vcpu(self, vcpu_id: int) -> None:
+        """spapr_realize_vcpu: the vCPU thread's kvm_init_vcpu (a failure there ends QEMU), then a
+        presenter on every controller."""
         if self.kvm is not None:
-            self.kvm.create_vcpu(vcpu_id)
+            try:
+                self.kvm.create_vcpu(vcpu_id)
+            except KvmError as exc:
+                raise MachineError(f"kvm_init_vcpu: kvm_get_vcpu failed ({vcpu_id}): "
+                                   f"{strerror(exc.errno)}") from None
+            self._check_kvm_pvr(vcpu_id)
         made = []
         try:
             for intc in self._controllers():
@@ -380,12 +434,14 @@ class Machine(IrqNumbers, GuestInterface):
             self._step("active", f"{wanted.label} stays active ({wanted.backend})", why_rule)
             return
         old = self.active
-        self._step("switch", f"{old.label} -> {wanted.label}: deactivate {old.label}"
-                   f"{' (close its KVM device)' if old.in_kernel else ''}, activate {wanted.label}",
-                   why_rule)
+        closed = old.in_kernel
         old.deactivate()
         self.active = None
+        self._step("deactivate", f"{old.label}{' (its KVM device closed)' if closed else ''}",
+                   why_rule)
         self._set_active(wanted)
+        self._step("switch", f"{old.label} -> {wanted.label}: {wanted.label} active "
+                   f"({wanted.backend})", why_rule)
 
     def _set_active(self, intc: InterruptController) -> None:
         """Activate `intc`: try KVM per kernel-irqchip, fall back or stop, then enable it."""
@@ -415,9 +471,25 @@ class Machine(IrqNumbers, GuestInterface):
     # Reset
     # ====================================================================================================
     def reset(self) -> None:
-        """A machine reset (system_reset): devices, then CAS state, then the boot-time controller."""
+        """A machine reset (system_reset): devices, then CAS state, then the boot-time controller.
+        A machine stopped by an internal error needs one, and is left paused (prelaunch) by it."""
+        if self.runstate == "internal-error":
+            self._guarded("reset", self._reset)
+            self.runstate = "paused"
+            self._step("runstate", "paused (prelaunch): continue to run it")
+            return
         self._require_running("reset")
         self._guarded("reset", self._reset)
+
+    def _internal_error(self, text: str, stage: str) -> MachineError:
+        """KVM_RUN failed: QEMU prints it, stops the VM (RUN_STATE_INTERNAL_ERROR, running the
+        change-state handlers) and waits for a reset; nothing is torn down."""
+        self.reports.append(text)
+        self._step("error", text)
+        self._guarded(stage, self._run_state_changed, False)
+        self.runstate = "internal-error"
+        self._step("runstate", "internal-error: a system_reset is required")
+        return MachineError(text, ("Resetting the Virtual Machine is required",), stage)
 
     def _reset(self) -> None:
         self._step("reset", "devices reset, CAS state cleared")
@@ -428,6 +500,7 @@ class Machine(IrqNumbers, GuestInterface):
             for vcpu_id in self.vcpus:
                 self._reported(intc.cpu_intc_reset, vcpu_id)
         self.ov5_cas = b""
+        self._init_compat()
         assert self.msi.empty(), "MSI bitmap must be empty at IRQ reset"
         self._update_active("reset-boot-mode")
         self.fdt = self._build_fdt(boot=True)
@@ -455,17 +528,21 @@ class Machine(IrqNumbers, GuestInterface):
             raise MachineError("guest requested an invalid interrupt mode")
         guest_xive = bool(byte23 & papr.OV5_XIVE_EXPLOIT)
         self._step("cas", f"guest asks for {'XIVE' if guest_xive else 'XICS'} "
-                   f"(byte 23 = {byte23:#04x})")
+                   f"(byte 23 = {byte23:#04x})", "cas-invalid")
         self.ov5_cas = bytes(a & b for a, b in zip(self.ov5.ljust(len(ov5), b"\0"),
                                                     ov5.ljust(len(self.ov5), b"\0")))
         if guest_xive and not mode_has_xive(self.mode):
+            self._step("cas", f"ic-mode={self.mode} has no XIVE", "cas-unavailable")
             raise MachineError(
                 "Guest requested unavailable interrupt mode (XIVE), try the ic-mode=xive or "
                 "ic-mode=dual machine property")
         if not guest_xive and not mode_has_xics(self.mode):
+            self._step("cas", f"ic-mode={self.mode} has no XICS", "cas-unavailable")
             raise MachineError(
                 "Guest requested unavailable interrupt mode (XICS), either don't set the ic-mode "
                 "machine property or try ic-mode=xics or ic-mode=dual")
+        self._step("cas", f"ic-mode={self.mode} has {'XIVE' if guest_xive else 'XICS'}",
+                   "cas-unavailable")
         self._update_active("cas-switch")
         self.fdt = self._build_fdt(boot=False)
         return papr.H_SUCCESS
@@ -544,24 +621,100 @@ class Machine(IrqNumbers, GuestInterface):
         lines.append(f"irqchip: {'in-kernel' if self.active.in_kernel else 'emulated'}")
         return "\n".join(lines)
 
-    def leaks(self) -> list[str]:
-        """Anything an inactive controller still holds, or the KVM holds without an owner (G3)."""
-        problems = []
-        for intc in self._controllers():
+    def leaks(self) -> list[Leak]:
+        """What the machine holds that no owner accounts for (G3), by kind: ``kvm-fd`` (a device
+        fd of an inactive controller, or one no controller owns), ``mapping`` (ESB/TIMA pages or
+        XIVE MMIO of a controller that is not the active in-kernel XIVE), ``rtas-token`` (kernel
+        RTAS tokens without the in-kernel XICS), ``registration`` (an hcall or RTAS call not
+        registered exactly once, to its controller), ``vcpu`` (a presenter connected where no
+        active controller owns it), ``irq`` (a number claimed with no owner, or claimed in one
+        controller and not the other), ``irqchip`` (QEMU's kernel-irqchip flag disagreeing)."""
+        leaks: list[Leak] = []
+        intcs = self._controllers()
+        for intc in intcs:
             if intc is not self.active and intc.in_kernel:
-                problems.append(f"inactive {intc.label} still has KVM fd {intc.fd}")
-        if self.xive is not None and self.xive.mmio_enabled and self.active is not self.xive:
-            problems.append("inactive XIVE still has its MMIO regions enabled")
+                leaks.append(Leak("kvm-fd", f"inactive {intc.label} still has KVM fd {intc.fd}"))
+        xive = self.xive
+        if xive is not None and xive.mmio_enabled and self.active is not xive:
+            leaks.append(Leak("mapping", "inactive XIVE still has its MMIO regions enabled"))
+        if self.runstate != "shutdown":  # once QEMU has exited only the kernel's side counts
+            self._registration_leaks(leaks)
+            self._irq_leaks(leaks)
         if self.kvm is not None:
-            owned = {intc.fd for intc in self._controllers() if intc.fd is not None}
-            for fd in self.kvm.fds:
-                if fd not in owned:
-                    problems.append(f"KVM device fd {fd} open with no controller owning it")
-            xics_kernel = self.xics is not None and self.xics.in_kernel
-            if self.kvm.rtas_tokens and not xics_kernel:
-                problems.append(f"RTAS kernel tokens defined without in-kernel XICS: "
-                                f"{sorted(self.kvm.rtas_tokens.values())}")
-            in_kernel = any(intc.in_kernel for intc in self._controllers())
-            if self.kvm.irqchip_in_kernel != in_kernel:
-                problems.append("kvm_kernel_irqchip disagrees with the controllers")
-        return problems
+            self._kvm_leaks(leaks)
+        return leaks
+
+    def _registration_leaks(self, leaks: list[Leak]) -> None:
+        for table, attribute, numbers in ((self.hcalls, "hcalls", papr.HCALLS),
+                                          (self.rtas_calls, "rtas_calls", papr.RTAS_TOKENS)):
+            wanted = {numbers[name]: (name, intc) for intc in self._controllers()
+                      for name in getattr(intc, attribute)}
+            for number, entry in table.entries.items():
+                if wanted.get(number, (None, None))[1] is not entry.owner:
+                    leaks.append(Leak("registration", f"{table.kind} {entry.name} is registered "
+                                      f"to a controller that does not serve it"))
+            for number, (name, intc) in wanted.items():
+                if number not in table.entries:
+                    leaks.append(Leak("registration", f"{table.kind} {name} of {intc.label} "
+                                      "is not registered"))
+
+    def _irq_leaks(self, leaks: list[Leak]) -> None:
+        intcs = self._controllers()
+        last = papr.SPAPR_XIRQ_BASE + (papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy"
+                                       else papr.SPAPR_NR_XIRQS)
+        claimed: set[int] = set()
+        for intc in intcs:
+            claimed.update(n for n in intc.claimed_irqs() if n >= papr.SPAPR_XIRQ_BASE)
+        for irq in sorted(claimed):
+            where = [intc.label for intc in intcs if intc.is_claimed(irq)]
+            if irq not in self.irq_owners:
+                leaks.append(Leak("irq", f"IRQ {irq:#x} claimed in {' and '.join(where)} with "
+                                  "no device owning it"))
+            elif len(where) != len(intcs):
+                leaks.append(Leak("irq", f"IRQ {irq:#x} claimed in {where[0]} only"))
+        for irq, owner in sorted(self.irq_owners.items()):
+            if irq < last and irq not in claimed and irq >= papr.SPAPR_XIRQ_BASE:
+                leaks.append(Leak("irq", f"IRQ {irq:#x} of {owner} is not claimed"))
+        if self.mode != "legacy":
+            blocks = {n for first, num in self.msi_blocks.items() for n in range(first, first + num)}
+            for index, used in enumerate(self.msi.used):
+                if used and papr.SPAPR_IRQ_MSI + index not in blocks:
+                    leaks.append(Leak("irq", f"MSI {papr.SPAPR_IRQ_MSI + index:#x} allocated in "
+                                      "the bitmap with no device owning it"))
+
+    def _kvm_leaks(self, leaks: list[Leak]) -> None:
+        kvm = self.kvm
+        owners = {intc.fd: intc for intc in self._controllers() if intc.fd is not None}
+        for fd in kvm.fds:
+            if fd not in owners:
+                leaks.append(Leak("kvm-fd", f"KVM device fd {fd} open with no controller owning it"))
+        xive = self.xive
+        for fd, pgoff in kvm.mappings:
+            if xive is None or fd != xive.fd or pgoff not in xive.mappings:
+                leaks.append(Leak("mapping", f"KVM mapping of fd {fd} at page offset {pgoff} "
+                                  "with no controller owning it"))
+        xics_kernel = self.xics is not None and self.xics.in_kernel
+        tokens = kvm.rtas_tokens
+        expected = {papr.RTAS_TOKENS[name]: name for name in self.xics.KERNEL_TOKEN_ORDER} \
+            if xics_kernel else {}
+        if tokens != expected:
+            extra = sorted(f"{name} ({token:#x})" for token, name in tokens.items()
+                           if expected.get(token) != name)
+            if extra or not xics_kernel:
+                leaks.append(Leak("rtas-token", "RTAS kernel tokens defined without the in-kernel "
+                                  f"XICS serving them: {', '.join(extra)}"))
+        for vcpu_id, vcpu in sorted(kvm.vcpus.items()):
+            device = vcpu.device
+            if device is None or device.fd not in kvm.fds:
+                continue  # detached, or attached to a device QEMU closed (the kernel keeps it)
+            owner = owners.get(device.fd)
+            if owner is None or owner is not self.active:
+                leaks.append(Leak("vcpu", f"vCPU {vcpu_id} is connected to KVM device fd "
+                                  f"{device.fd}, which the active controller does not own"))
+        for intc in self._controllers():
+            if not intc.in_kernel and intc.kvm_presenters:
+                leaks.append(Leak("vcpu", f"{intc.label} still counts vCPUs "
+                                  f"{sorted(intc.kvm_presenters)} as connected to KVM"))
+        in_kernel = any(intc.in_kernel for intc in self._controllers())
+        if kvm.irqchip_in_kernel != in_kernel:
+            leaks.append(Leak("irqchip", "kvm_kernel_irqchip disagrees with the controllers"))
