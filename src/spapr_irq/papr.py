@@ -62,7 +62,6 @@ XIVE_HCALLS = (
 )
 
 # --- RTAS -------------------------------------------------------------------------------------------
-RTAS_TOKEN_BASE = 0x2000
 RTAS_TOKENS: dict[str, int] = {
     "ibm,set-xive": 0x200A,
     "ibm,get-xive": 0x200B,

@@ -189,23 +189,23 @@ class XiveSource:
         if trigger_page:
             self.errors.append(f"XIVE: invalid load on IRQ {srcno} trigger page")
             return ESB_INVALID, False
-        if offset < 0x800:
+        if offset < XIVE_ESB_GET:  # XIVE_ESB_LOAD_EOI
             notify = self.eoi(srcno)
             return int(notify), notify
-        if offset < 0xC00:
+        if offset < XIVE_ESB_SET_PQ_00:
             return self.pq(srcno), False
         return self.set_pq(srcno, (offset >> 8) & 0b11), False
 
     def esb_store(self, srcno: int, trigger_page: bool, offset: int) -> bool:
         """A store; returns notify."""
-        if trigger_page or offset < 0x400:
+        if trigger_page or offset < XIVE_ESB_STORE_EOI:
             return self.trigger(srcno)
-        if offset < 0x800:
+        if offset < XIVE_ESB_INJECT:
             if not self.store_eoi:
                 self.errors.append(f"XIVE: invalid Store EOI for IRQ {srcno}")
                 return False
             return self.eoi(srcno)
-        if offset < 0xC00:
+        if offset < XIVE_ESB_SET_PQ_00:
             return True  # XIVE_ESB_INJECT: notify whatever the PQ bits say
         self.set_pq(srcno, (offset >> 8) & 0b11)
         return False
@@ -254,10 +254,6 @@ class XiveTCTX:
     @property
     def os_cam(self) -> int:
         return self.word2(TM_QW1_OS)
-
-    def os_matches(self, cam: int) -> bool:
-        word = self.word2(TM_QW1_OS)
-        return bool(word & TM_QW1W2_VO) and word & 0xFFFFFF == cam
 
     # -- presentation ----------------------------------------------------------------------------------------
     def notify(self, ring: int = TM_QW1_OS) -> None:

@@ -6,6 +6,8 @@ the ESB (H_INT_ESB for LSIs), and the kexec teardown that ends in H_INT_RESET.
 
 from __future__ import annotations
 
+from ..arch.xive import (XIVE_ESB_LOAD_EOI, XIVE_ESB_SET_PQ_00, XIVE_ESB_SET_PQ_01,
+                         XIVE_ESB_SET_PQ_10)
 from ..errors import StateError
 from .driver import Driver, Handled
 
@@ -166,7 +168,8 @@ class XiveDriver(Driver):
     def _unmask(self, source: _XiveSource) -> None:
         """Load SET_PQ_10 if a P was saved at mask time (its event still sits in a queue), else
         SET_PQ_00 (xive_do_source_set_mask)."""
-        self._esb_load(self.m.vcpus[0], source, 0xE00 if source.saved_p else 0xC00)
+        self._esb_load(self.m.vcpus[0], source,
+                       XIVE_ESB_SET_PQ_10 if source.saved_p else XIVE_ESB_SET_PQ_00)
         if not source.saved_p:
             source.stale_p = False
         source.saved_p, source.masked = False, False
@@ -176,7 +179,7 @@ class XiveDriver(Driver):
         priority = self.priority if priority is None else priority
         source = self._populate(lisn, "lsi" if lsi else "msi", self.next_eisn)
         self.next_eisn += 1
-        self._esb_load(self.m.vcpus[0], source, 0xD00)
+        self._esb_load(self.m.vcpus[0], source, XIVE_ESB_SET_PQ_01)
         for vcpu in {server}:
             self.ensure_queue(vcpu, priority)
         self._configure(source, server, priority)
@@ -188,7 +191,7 @@ class XiveDriver(Driver):
         source = self.sources[lisn]
         if source.masked:
             return
-        old = self._esb_load(self.m.vcpus[0], source, 0xD00)
+        old = self._esb_load(self.m.vcpus[0], source, XIVE_ESB_SET_PQ_01)
         if not source.stale_p and old & 0x2:  # a failed H_INT_ESB (-1) counts as P, as in Linux
             source.saved_p = True
         source.stale_p = False
@@ -277,9 +280,9 @@ class XiveDriver(Driver):
         if source.masked:
             source.stale_p = True  # xive_irq_eoi: a disabled IRQ gets no source EOI
         elif source.flags & XIVE_SRC_LSI:
-            self._esb_load(vcpu, source, 0x000)  # the EOI cycle re-triggers a held level
+            self._esb_load(vcpu, source, XIVE_ESB_LOAD_EOI)  # the EOI cycle re-triggers a level
         else:
-            old = self._esb_load(vcpu, source, 0xC00)
+            old = self._esb_load(vcpu, source, XIVE_ESB_SET_PQ_00)
             if old & XIVE_ESB_VAL_Q:  # -1 from a failed H_INT_ESB re-triggers, as in Linux
                 self._trigger(vcpu, source)
         source.saved_p = False  # no longer occupies a queue slot

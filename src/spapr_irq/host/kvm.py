@@ -14,6 +14,7 @@ import errno as E
 
 from ..config import CPU_FAMILIES
 from ..errors import KvmError
+from ..papr import RTAS_OUT_PARAM_ERROR, RTAS_OUT_SUCCESS
 from .device import DeviceErrno, KvmDevice, KvmVcpu, Sigbus, pack_vcpu_id
 from .faults import INJECTABLE, FaultPlan
 from .host import Host
@@ -377,23 +378,23 @@ class Kvm:
         want = {"ibm,set-xive": (3, 1), "ibm,get-xive": (1, 3), "ibm,int-off": (1, 1),
                 "ibm,int-on": (1, 1)}[name]
         if (len(args), nret) != want:
-            return (-3,)
+            return (RTAS_OUT_PARAM_ERROR,)
         device = self.arch_xive if self.host.xics_on_xive else self.arch_xics
         if device is None or device is STALE_SLOT:
-            return (-3,)  # -ENODEV
+            return (RTAS_OUT_PARAM_ERROR,)  # -ENODEV
         if device.kind not in _XICS_KINDS:
             raise NotImplementedError("an RTAS XICS call served against the XIVE native device "
                                       "(QEMU undefines the tokens first)")
         if name == "ibm,get-xive":
             rc, server, priority = device.get_xive(args[0])
-            return (-3,) if rc else (0, server, priority)
+            return (RTAS_OUT_PARAM_ERROR,) if rc else (RTAS_OUT_SUCCESS, server, priority)
         if name == "ibm,set-xive":
             rc = device.set_xive(args[0], args[1], args[2])
         elif name == "ibm,int-off":
             rc = device.int_off(args[0])
         else:
             rc = device.int_on(args[0])
-        return (-3,) if rc else (0,)
+        return (RTAS_OUT_PARAM_ERROR,) if rc else (RTAS_OUT_SUCCESS,)
 
     def irq_line(self, irq: int, level: int) -> None:
         """KVM_IRQ_LINE: ENXIO without an in-kernel irqchip; otherwise 0, whatever the device

@@ -12,7 +12,8 @@ import errno as E
 from .. import papr
 from ..arch.xive import (EAS_END_DATA_MASK, EAS_END_INDEX_MASK, EAS_END_INDEX_SHIFT, EAS_MASKED,
                          END_W0_QSIZE_MASK, END_W0_QSIZE_SHIFT, END_W0_UCOND_NOTIFY, END_W0_VALID,
-                         END_W1_GENERATION, END_W1_PAGE_OFF_MASK, XIVE_STATUS_ASSERTED, end_qaddr)
+                         END_W1_GENERATION, END_W1_PAGE_OFF_MASK, XIVE_ESB_GET,
+                         XIVE_ESB_SET_PQ_00, XIVE_ESB_SET_PQ_10, XIVE_STATUS_ASSERTED, end_qaddr)
 from ..errors import KvmError, strerror
 from ..host.device import Sigbus
 from ..host.kvm import Kvm
@@ -164,7 +165,7 @@ class XiveKvm:
         """kvmppc_xive_esb_rw: a load at LOAD_EOI on an LSI is SET_PQ_00 plus a re-trigger while
         the level is held; anything else is the access itself on the mapped page."""
         if not store and lisn in self.state.source.lsi and offset == 0x000:
-            self._kvm_esb(lisn, False, 0xC00, None, 8)
+            self._kvm_esb(lisn, False, XIVE_ESB_SET_PQ_00, None, 8)
             if self.state.source.asserted(lisn):
                 self._kvm_esb(lisn, True, 0, 0, 8)
             return 0
@@ -197,14 +198,14 @@ class XiveKvm:
         if running:
             for lisn in self.state.valid_lisns():
                 pq = source.pq(lisn)
-                old = self._kvm_esb(lisn, False, 0xC00 + (pq << 8), None, 8)
+                old = self._kvm_esb(lisn, False, XIVE_ESB_SET_PQ_00 + (pq << 8), None, 8)
                 if pq == 0b00 and old == 0b11:
                     self._kvm_esb(lisn, True, 0, 0, 8)
             return
         for lisn in self.state.valid_lisns():
-            pq = self._kvm_esb(lisn, False, 0x800, None, 8)
+            pq = self._kvm_esb(lisn, False, XIVE_ESB_GET, None, 8)
             if pq != 0b01:
-                pq = self._kvm_esb(lisn, False, 0xE00, None, 8)
+                pq = self._kvm_esb(lisn, False, XIVE_ESB_SET_PQ_10, None, 8)
             source.set_pq(lisn, pq)
         self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_EQ_SYNC, None)
 
@@ -216,7 +217,7 @@ class XiveKvm:
             return
         if running:
             for lisn in self.state.valid_lisns():
-                self.state.source.set_pq(lisn, self._kvm_esb(lisn, False, 0x800, None, 8))
+                self.state.source.set_pq(lisn, self._kvm_esb(lisn, False, XIVE_ESB_GET, None, 8))
         for end_idx, end in self.state.endt.items():
             if end[0] & END_W0_VALID:
                 self._kvm_get_queue_config(end_idx, end)
