@@ -140,3 +140,57 @@ def test_any_argument_list_exits_0_1_or_2_without_a_traceback(argv):
     except SystemExit as exc:  # pragma: no cover - would be a bug
         pytest.fail(f"SystemExit {exc}")
     assert status in (0, 1, 2)
+
+
+# --- --fault: a KVM failure injected into resolve and explain ----------------------------------------------
+
+STALE = "kvm:cpu=power9,kernel=5.4"
+FIXED = "kvm:cpu=power9,kernel=5.4.3"
+
+
+def test_a_xics_create_failing_at_its_vp_block_on_5_4_leaves_the_xive_slot_taken(capsys):
+    """The first create (XICS-on-XIVE, at init) fails allocating its VP block; before 5.5
+    (5.4.3) it leaves kvm->arch.xive set, so the XIVE device at CAS gets File exists too."""
+    status, out, err = run(capsys, "resolve", *P9, "--host", STALE, "--fault",
+                           "create_device:ENOMEM")
+    assert (status, out) == (0, "XIVE emulated; offered: dual\n")
+    assert err == ("warning: kernel_irqchip allowed but unavailable: Error on KVM_CREATE_DEVICE for "
+                   "XICS: Cannot allocate memory\n         Falling back to kernel-irqchip=off\n"
+                   "warning: kernel_irqchip allowed but unavailable: XIVE: error creating KVM "
+                   "device: File exists\n         Falling back to kernel-irqchip=off\n")
+
+
+def test_the_same_fault_on_5_4_3_leaves_nothing_behind(capsys):
+    status, out, err = run(capsys, "resolve", *P9, "--host", FIXED, "--fault", "create_device:ENOMEM")
+    assert (status, out) == (0, "XIVE in-kernel (KVM); offered: dual\n")
+    assert err.count("warning:") == 1
+
+
+def test_explain_shows_the_fault_and_what_its_residue_does(capsys):
+    status, out, _ = run(capsys, "explain", *P9, "--host", STALE, "--fault", "create_device:ENOMEM")
+    assert status == 0
+    assert "connect: KVM XICS failed and was rolled back: Error on KVM_CREATE_DEVICE for XICS" in out
+    assert "connect: KVM XIVE failed and was rolled back: XIVE: error creating KVM device: File " \
+           "exists" in out
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("create_device:EEXIST", "create_device cannot fail with EEXIST on its own"),
+    ("enable_cap:EBUSY", "enable_cap cannot fail with EBUSY on its own"),
+    ("any:EPERM", "any KVM call cannot fail with EPERM on its own"),
+    ("create_devices:ENOMEM", "unknown KVM call 'create_devices'"),
+    ("create_device:NOMEM", "'NOMEM' is not an errno name"),
+    ("create_device:ENOMEM:0", "the call count must be 1 or more, not '0'"),
+    ("create_device:ENOMEM:x", "the call count must be 1 or more, not 'x'"),
+    ("create_device", "--fault takes CALL:ERRNO[:NTH], not 'create_device'"),
+    ("create_device:ENOMEM:1:2", "--fault takes CALL:ERRNO[:NTH]"),
+    (":ENOMEM", "--fault takes CALL:ERRNO[:NTH]"),
+])
+def test_a_bad_fault_is_refused_with_exit_status_2(capsys, fault, message):
+    status, out, err = run(capsys, "resolve", *P9, "--fault", fault)
+    assert status == 2 and out == "" and message in err
+
+
+def test_fault_is_only_for_resolve_and_explain(capsys):
+    status, _, err = run(capsys, "matrix", "--fault", "create_device:ENOMEM")
+    assert status == 2 and "--fault is for resolve and explain" in err

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from conftest import P9, assert_clean, make, refused
-from spapr_irq import Machine, MachineError, papr
+from spapr_irq import FaultPlan, Machine, MachineError, papr
 from spapr_irq.machine.dispatch import DispatchTable
 
 
@@ -356,3 +358,47 @@ def test_freed_xics_source_reads_zero_until_the_next_reset():
     assert (source.priority, source.saved_priority, source.flags) == (0, 0, 0)
     machine.reset()
     assert (source.priority, source.saved_priority) == (0xFF, 0xFF)
+
+
+def test_split_is_checked_before_the_power9_checks_under_kvm():
+    """spapr_irq_init refuses split before spapr_irq_check looks at the CPU."""
+    error = refused("-M pseries,ic-mode=xive,kernel-irqchip=split -cpu power8",
+                    host="power8-linux-5.10")
+    assert error.text == "kernel_irqchip split mode not supported on pseries"
+
+
+@pytest.mark.parametrize("host, fault, broken", [("power9-linux-4.19", None, True),
+                                                  ("power9-linux-5.10", errno.ENOMEM, False)])
+def test_broken_disconnect_counts_only_eexist_on_the_second_create(host, fault, broken):
+    """xics_kvm_has_broken_disconnect returns errno == EEXIST: a device that outlives its fd
+    (4.19) is broken; another failure of the second create (ENOMEM) is not a disconnect problem,
+    and the connect that follows reports what it meets."""
+    plan = FaultPlan()
+    if fault:
+        plan.fail(fault, call="create_device", nth=2)
+    machine = Machine(*_config_host(f"-M pseries,kernel-irqchip=on {P9}", host), faults=plan)
+    try:
+        machine.start()
+    except MachineError as exc:
+        assert broken and exc.message == "KVM is incompatible with ic-mode=dual,kernel-irqchip=on"
+    else:
+        assert not broken and plan.fired == [("create_device", errno.ENOMEM)]
+    probe = [s.detail for s in machine.trace if s.step == "probe"]
+    assert len(probe) == 1 and probe[0].endswith(
+        "broken disconnect" if broken else "not a disconnect problem")
+
+
+@pytest.mark.parametrize("host", ["power9-linux-4.19", "power9-linux-5.10"])
+def test_300_vcpus_in_vsmt_8_connect_to_the_kernel_xics(host):
+    """pseries-4.1 spaces vCPU ids by 8 (up to 2392): QEMU sets KVM's SMT mode to 8 first, and
+    the kernel packs those ids below KVM_MAX_VCPUS."""
+    machine = make("-M pseries-4.1,ic-mode=xics -cpu power9 -smp 300", host=host)
+    assert machine.backend == "kvm" and machine.warnings == []
+    assert max(machine.vcpus) == 2392 and machine.kvm.emul_smt_mode == 8
+    assert_clean(machine)
+
+
+def test_vcpu_ids_beyond_max_vcpus_in_vsmt_1_stop_qemu_at_vcpu_creation():
+    """pseries-4.2+ with one thread per core: ids are 0..N-1, and KVM creates none past 2047."""
+    error = refused("-M pseries,ic-mode=xics -cpu power9 -smp 2049", host="power9-linux-5.10")
+    assert error.text == "kvm_init_vcpu: kvm_get_vcpu failed (2048): Invalid argument"

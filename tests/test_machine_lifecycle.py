@@ -8,6 +8,7 @@ import pytest
 
 from conftest import P9, assert_clean, make, refused
 from spapr_irq import FaultPlan, Machine, MachineError, StateError, papr
+from spapr_irq.errors import strerror
 
 FALLBACK_XIVE = ("kernel_irqchip allowed but unavailable: IRQ_XIVE capability must be present for KVM\n"
                  "Falling back to kernel-irqchip=off")
@@ -223,6 +224,33 @@ def _calls_in(action, code: int = errno.ENOMEM) -> int:
 #: Every errno a KVM call may be made to fail with (host.faults).
 FAULT_ERRNOS = (errno.ENOMEM, errno.ENXIO, errno.EIO, errno.ENOSPC)
 
+#: QEMU's text for a connect that failed at each KVM call, in full (the errno text follows).
+CONNECT_TEXTS = {
+    ("xive", "create_device"): r"XIVE: error creating KVM device",
+    ("xive", "mmap"): r"XIVE: unable to set memory mapping",
+    ("xive", "enable_cap"): r"XIVE: unable to connect CPU\d+ to KVM device",
+    ("xive", "set_attr"): r"KVM_SET_DEVICE_ATTR failed: Group 2 attr 0x[0-9a-f]{16}",
+    ("xics", "define_rtas_token"): r"kvmppc_define_rtas_kernel_token: ibm,[a-z-]+",
+    ("xics", "create_device"): r"Error on KVM_CREATE_DEVICE for XICS",
+    ("xics", "enable_cap"): r"Unable to connect CPU\d+ to kernel XICS",
+    ("xics", "set_attr"): r"KVM_SET_DEVICE_ATTR failed: Group 1 attr 0x[0-9a-f]{16}",
+}
+
+
+def assert_connect_text(text: str, controller: str, plan: FaultPlan, prefix: str) -> None:
+    """The whole message QEMU prints for the fault that fired, hints included."""
+    import re
+
+    from spapr_irq.errors import strerror
+
+    call, code = plan.fired[0]
+    pattern = re.escape(prefix) + CONNECT_TEXTS[controller, call] + re.escape(f": {strerror(code)}")
+    if code == errno.ENOSPC:
+        pattern += r"\nTry -smp maxcpus=N with N < \d+"
+    if prefix.startswith("kernel_irqchip allowed"):
+        pattern += re.escape("\nFalling back to kernel-irqchip=off")
+    assert re.fullmatch(pattern, text), (text, pattern)
+
 
 def _xive_cas(plan: FaultPlan, options: str, host: str):
     """A machine and the CAS in which its guest asks for XIVE (the connect, not the driver)."""
@@ -257,7 +285,8 @@ def test_xive_connect_at_cas_rolls_back_at_every_kvm_call_and_falls_back():
             run()
             tried += 1
             assert machine.interrupt_mode == "xive" and machine.backend == "emulated", (code, nth)
-            assert machine.warnings[-1].startswith("kernel_irqchip allowed but unavailable: ")
+            assert_connect_text(machine.warnings[-1], "xive", plan,
+                                "kernel_irqchip allowed but unavailable: ")
             assert machine.kvm.fds == {} and machine.kvm.live_devices() == [], (code, nth)
             assert machine.xive.mappings == [] and machine.xive.kvm_presenters == set()
             assert all(vcpu.device is None for vcpu in machine.kvm.vcpus.values()), (code, nth)
@@ -276,7 +305,8 @@ def test_xive_connect_at_cas_with_kernel_irqchip_on_stops_cleanly_at_every_kvm_c
             with pytest.raises(MachineError) as info:
                 run()
             assert info.value.stage == "cas"
-            assert info.value.message.startswith("kernel_irqchip requested but unavailable: ")
+            assert_connect_text(info.value.text, "xive", plan,
+                                "kernel_irqchip requested but unavailable: ")
             assert machine.runstate == "shutdown"
             assert_clean(machine)
 
@@ -295,11 +325,18 @@ def test_xics_connect_at_init_rolls_back_at_every_kvm_call():
             try:
                 machine = _xics_init(plan, options, host)
             except MachineError as exc:
-                # Past the connect (vCPU creation): QEMU exits; nothing may stay.
+                # Past the connect, creating the vCPUs and their presenters: QEMU exits.
                 assert exc.stage == "init"
+                if plan.fired[0][0] == "create_vcpu":
+                    assert exc.text in (f"kvm_init_vcpu: kvm_get_vcpu failed ({vcpu}): "
+                                        f"{strerror(code)}" for vcpu in (0, 1))
+                else:
+                    assert_connect_text(exc.text, "xics", plan, "")
                 continue
             assert_clean(machine)
             if machine.warnings:
+                assert_connect_text(machine.warnings[-1], "xics", plan,
+                                    "kernel_irqchip allowed but unavailable: ")
                 assert machine.backend == "emulated"
                 assert machine.kvm.rtas_tokens == {}
                 assert machine.kvm.fds == {}

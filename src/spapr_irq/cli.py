@@ -1,12 +1,14 @@
 """The ``spapr-irq`` command.
 
-    spapr-irq resolve [QEMU options] --host PRESET --guest PROFILE [--json]
-    spapr-irq explain [QEMU options] --host PRESET --guest PROFILE
+    spapr-irq resolve [QEMU options] --host PRESET --guest PROFILE [--fault CALL:ERRNO[:N]] [--json]
+    spapr-irq explain [QEMU options] --host PRESET --guest PROFILE [--fault CALL:ERRNO[:N]]
     spapr-irq matrix  [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
     spapr-irq hosts | guests
 
 QEMU options (``-M``, ``-machine``, ``-cpu``, ``-smp``, ``-accel``, ``-enable-kvm``) pass through as
-QEMU spells them. Exit status: 0 ok, 1 QEMU would refuse this configuration, 2 bad input.
+QEMU spells them. ``--fault create_device:ENOMEM[:2]`` fails the (second) KVM call of that name
+that can meet that errno on its own (CALL "any" for any call). Exit status: 0 ok, 1 QEMU would
+refuse this configuration, 2 bad input.
 """
 
 from __future__ import annotations
@@ -37,9 +39,36 @@ class Args:
     guests: list[str] = field(default_factory=list)
     json: bool = False
     format: str = "text"
+    faults: list[tuple[str | None, int, int]] = field(default_factory=list)
 
 
-_VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format"}
+_VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults"}
+
+
+def parse_fault(text: str) -> tuple[str | None, int, int]:
+    """CALL:ERRNO[:NTH] -> (call or None for "any", errno, nth), checked against host.faults."""
+    import errno as E
+
+    from .host.faults import FaultPlan
+
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise UsageError(f"--fault takes CALL:ERRNO[:NTH], not '{text}'")
+    call, name = parts[0], parts[1]
+    code = getattr(E, name, None) if name.isupper() and name.startswith("E") else None
+    if not isinstance(code, int):
+        raise UsageError(f"--fault: '{name}' is not an errno name (ENOMEM, EIO, ...)")
+    nth = 1
+    if len(parts) == 3:
+        if not parts[2].isdigit() or int(parts[2]) < 1:
+            raise UsageError(f"--fault: the call count must be 1 or more, not '{parts[2]}'")
+        nth = int(parts[2])
+    target = None if call == "any" else call
+    try:
+        FaultPlan().fail(code, call=target, nth=nth)
+    except ValueError as exc:
+        raise UsageError(f"--fault {text}: {exc}") from None
+    return target, code, nth
 
 
 def parse_args(argv: list[str]) -> Args:
@@ -67,6 +96,8 @@ def parse_args(argv: list[str]) -> Args:
                 if value not in ("text", "markdown", "json"):
                     raise UsageError(f"--format must be text, markdown or json, not '{value}'")
                 args.format = value
+            elif name == "--fault":
+                args.faults.append(parse_fault(value))
             else:
                 getattr(args, _VALUED[name]).append(value)
             continue
@@ -93,6 +124,8 @@ def parse_args(argv: list[str]) -> Args:
             raise UsageError(f"--json is not an option of {command}")
     if command in ("hosts", "guests") and (args.qemu or args.hosts or args.guests):
         raise UsageError(f"{command} takes no arguments")
+    if args.faults and command not in ("resolve", "explain"):
+        raise UsageError(f"--fault is for resolve and explain, not {command}")
     return args
 
 
@@ -131,7 +164,7 @@ def _run(args: Args) -> int:
         return 0
     host = args.hosts[0] if args.hosts else DEFAULT_HOST
     guest = args.guests[0] if args.guests else DEFAULT_GUEST
-    outcome = resolve(args.qemu, host, guest)
+    outcome = resolve(args.qemu, host, guest, faults=args.faults)
     if args.command == "explain":
         sys.stdout.write(explain_text(" ".join(args.qemu), host, guest, outcome))
     elif args.json:

@@ -14,6 +14,7 @@ from .config import MachineConfig, parse_options
 from .errors import MachineError
 from .guest.profiles import GUESTS, GuestProfile, get_guest
 from .host.host import PRESETS, Host, parse_host
+from .host.faults import FaultPlan
 from .machine.machine import Machine
 
 
@@ -53,12 +54,17 @@ class Outcome:
         return f"{self.interrupt_mode.upper()} {backend}"
 
 
-def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestProfile) -> Outcome:
-    """Create the machine, boot the guest, and report. Bad input raises InputError subclasses."""
+def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestProfile,
+            faults=()) -> Outcome:
+    """Create the machine, boot the guest, and report. Bad input raises InputError subclasses.
+    `faults` are (call or None, errno, nth) KVM failures to inject (host.faults)."""
     config = options if isinstance(options, MachineConfig) else parse_options(options)
     host = host if isinstance(host, Host) else parse_host(host)
     profile = guest if isinstance(guest, GuestProfile) else get_guest(guest)
-    machine = Machine(config, host)
+    plan = FaultPlan()
+    for call, code, nth in faults:
+        plan.fail(code, call=call, nth=nth)
+    machine = Machine(config, host, plan if faults else None)
     advertised = None
     try:
         machine.start()
