@@ -109,3 +109,33 @@ def test_a_failed_kvm_irq_line_is_reported_as_qemus_perror():
     machine.kvm.irq_line = no_irqchip
     machine.set_irq(MSI, 1)
     assert machine.reports == ["kvm_irq_line: No such device or address"]
+
+
+def test_a_claim_resets_the_priority_to_0xff_only_with_an_irqchip_in_the_kernel():
+    """ics_set_irq_type: under kvm_irqchip_in_kernel() the source is reset to 0xff before QEMU
+    pushes it; emulated, a number freed (zeroed) and claimed again keeps priority 0, unmasked."""
+    for irqchip, host, priority in (("on", KERNELS["kvm-xics"], 0xFF),
+                                    ("off", "power9-linux-5.10", 0)):
+        machine = Machine.create(f"-M pseries,ic-mode=xics,kernel-irqchip={irqchip} -cpu power9",
+                                 host=host)
+        machine.claim_irq(0x1500)
+        machine.rtas(0, "ibm,set-xive", 0x1500, 0, 5)
+        machine.free_irq(0x1500)
+        machine.claim_irq(0x1500)
+        source = machine.xics.ics.source(0x1500)
+        assert (source.priority, source.saved_priority) == (priority, priority), irqchip
+        if irqchip == "on":
+            word = machine.kvm.get_attr(machine.xics.fd, 1, 0x1500)
+            assert word & KVM_XICS_MASKED and (word >> 32) & 0xFF == 0xFF
+
+
+def test_a_claim_resets_the_xics_priority_while_xive_is_the_one_in_the_kernel():
+    """kvm_irqchip_in_kernel() is global: with the in-kernel XIVE active, an ICS claim is reset
+    to 0xff too (and not pushed: XICS has no device)."""
+    machine = Machine.create("-M pseries -cpu power9", host="power9-linux-5.10")
+    machine.boot("linux-xive")
+    machine.claim_irq(0x1500)
+    machine.free_irq(0x1500)  # the ICS entry zeroed: priority 0
+    assert machine.xics.ics.source(0x1500).priority == 0
+    machine.claim_irq(0x1500)
+    assert machine.xics.ics.source(0x1500).priority == 0xFF

@@ -907,3 +907,52 @@ def test_priority_and_target_are_narrowed_as_qemu_types_them(irqchip):
     assert machine.hcall(0, "H_INT_GET_SOURCE_CONFIG", 0, lisn)[:4] == (0, 1, 6, 0x42)
     assert machine.hcall(0, "H_INT_GET_QUEUE_INFO", 0, (1 << 32) + 1, 0x106)[0] == 0
     assert machine.hcall(0, "H_INT_SET_QUEUE_CONFIG", 0, 1, 0x1FF, 0, 0) == (papr.H_P3,)
+
+
+# --- QEMU's MMIO sizes, unassigned addresses, and its claims ------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 4])
+def test_emulated_esb_takes_8_byte_accesses_only(size):
+    """xive_source_esb_ops (QEMU 7.2): .valid 8..8. Any other size is a decode error: a load
+    reads 0 and nothing changes; a store is dropped."""
+    machine = negotiated("off")
+    trigger, mgmt = esb_pages(MSI)
+    machine.xive.state.source.set_pq(MSI, 0b00)
+    assert machine.mmio_read(0, mgmt + 0xD00, size) == 0  # SET_PQ_01 refused
+    machine.mmio_write(0, trigger, size, 0)  # a trigger refused
+    assert machine.xive.state.source.pq(MSI) == 0b00
+    assert machine.mmio_read(0, mgmt + 0xD00, 8) == 0b00  # the 8-byte access goes through
+    assert machine.xive.state.source.pq(MSI) == 0b01
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8])
+def test_an_unassigned_address_reads_0(size):
+    """QEMU 7.2 has no transaction-failed hook for ppc: an unassigned load reads 0 (8.1 raises a
+    machine check on POWER9 and POWER10)."""
+    machine = negotiated("off")
+    assert machine.mmio_read(0, 0x1234_0000, size) == 0
+
+
+def test_the_xive_pages_of_a_xics_guest_are_unassigned():
+    machine = Machine.create(f"-M pseries,kernel-irqchip=off {P9} -smp 2", host="tcg")
+    machine.boot("linux-legacy")  # XICS: the XIVE MMIO regions stay disabled
+    trigger, mgmt = esb_pages(MSI)
+    assert machine.mmio_read(0, mgmt + 0x800, 8) == 0
+    assert machine.mmio_read(0, TM_BASE + 2 * TM_PAGE + 0x810, 2) == 0
+
+
+@pytest.mark.parametrize("irqchip", IRQCHIPS)
+def test_a_claim_after_a_free_keeps_the_old_target_and_eisn(irqchip):
+    """spapr_xive_claim_irq ORs VALID|MASKED into the EAS a free left (only VALID cleared), and
+    never clears an LSI bit: a number reused as an MSI keeps both."""
+    machine = negotiated(irqchip)
+    machine.claim_irq(0x1500, lsi=True)
+    route(machine, 0x1500, 1, PRIO, eisn=0x77)
+    routed = machine.xive.state.eas(0x1500)
+    machine.free_irq(0x1500)
+    assert machine.xive.state.eas(0x1500) == routed & ~EAS_VALID
+    machine.claim_irq(0x1500, lsi=False)
+    assert machine.xive.state.eas(0x1500) == routed | EAS_VALID | EAS_MASKED
+    assert 0x1500 in machine.xive.state.source.lsi
+    assert machine.hcall(0, "H_INT_GET_SOURCE_CONFIG", 0, 0x1500) == (H_SUCCESS, 1, 0xFF, 0x77)

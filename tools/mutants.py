@@ -1,0 +1,182 @@
+"""Mutation check: change the model in small ways and see that the test suite notices each change.
+
+Each mutant is one textual edit of one source file, standing for a rule the tests must pin. For
+every mutant the package is copied, the edit applied, and the suite run on the copy (derandomized,
+stopping at the first failure); a mutant the suite does not fail is reported as surviving.
+
+    python tools/mutants.py            # every mutant, two at a time
+    python tools/mutants.py -k leaks   # the mutants whose name contains "leaks"
+
+Exit status 0 when every mutant is killed, 1 when one survives, 2 when an edit no longer applies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str  # inside src/spapr_irq
+    old: str
+    new: str
+
+
+MUTANTS = [
+    # -- leaks(), by kind ------------------------------------------------------------------------------
+    Mutant("leaks-return-nothing", "machine/machine.py",
+           "        leaks: list[Leak] = []\n        intcs = self._controllers()",
+           "        return []\n        leaks: list[Leak] = []\n        intcs = self._controllers()"),
+    Mutant("leaks-without-rtas-tokens", "machine/machine.py",
+           "            if extra or not xics_kernel:", "            if False:"),
+    Mutant("leaks-without-unowned-fds", "machine/machine.py",
+           "            if fd not in owners:", "            if False:"),
+    Mutant("leaks-without-mappings", "machine/machine.py",
+           "            if xive is None or fd != xive.fd or pgoff not in xive.mappings:",
+           "            if False:"),
+    Mutant("leaks-without-registrations", "machine/machine.py",
+           "            self._registration_leaks(leaks)\n", ""),
+    Mutant("leaks-without-vcpus", "machine/machine.py",
+           "            if owner is None or owner is not self.active:", "            if False:"),
+    Mutant("leaks-without-irqs", "machine/machine.py",
+           "            self._irq_leaks(leaks)\n", ""),
+    # -- init order and the probe ------------------------------------------------------------------------
+    Mutant("split-after-the-power9-checks", "policy.py",
+           '    ("split", _split),\n    ("dual-becomes-xics", _dual_becomes_xics),\n'
+           '    ("xive-needs-power9", _xive_needs_power9),',
+           '    ("dual-becomes-xics", _dual_becomes_xics),\n'
+           '    ("xive-needs-power9", _xive_needs_power9),\n    ("split", _split),'),
+    Mutant("probe-counts-any-error-as-broken", "machine/machine.py",
+           "            broken = exc.errno == E.EEXIST", "            broken = True"),
+    # -- QEMU's state word -----------------------------------------------------------------------------
+    Mutant("masked-msi-that-fired-not-pending-in-kvm", "intc/xics_kvm.py",
+           "    elif source.status & XICS_STATUS_MASKED_PENDING:\n        state |= KVM_XICS_PENDING",
+           "    elif False:\n        state |= KVM_XICS_PENDING"),
+    # -- the explain trace -------------------------------------------------------------------------------
+    Mutant("trace-drops-the-rollback-step", "machine/machine.py",
+           '                self._step("connect", f"KVM {intc.label} failed and was rolled back: '
+           '{exc.message}",\n                           "rollback")',
+           "                pass"),
+    Mutant("trace-drops-a-rule", "machine/machine.py",
+           '''self._step("backend", f"{intc.label} emulated (fallback)", rule)''',
+           '''self._step("backend", f"{intc.label} emulated (fallback)")'''),
+    Mutant("trace-skips-a-passing-check", "machine/machine.py",
+           '            self._step("check", f"{rule}: {outcome.detail}", rule)',
+           '            if rule != "xive-needs-power9":\n'
+           '                self._step("check", f"{rule}: {outcome.detail}", rule)'),
+    Mutant("cas-refusal-without-its-rule", "machine/machine.py",
+           '            self._step("cas", f"ic-mode={self.mode} has no XICS", "cas-unavailable")',
+           '            self._step("cas", f"ic-mode={self.mode} has no XICS")'),
+    Mutant("switch-recorded-before-the-switch", "machine/machine.py",
+           "        self._set_active(wanted)\n        self._step(\"switch\"",
+           "        self._step(\"switch\", \"\", why_rule)\n        self._set_active(wanted)\n"
+           "        self._step(\"switch\""),
+    # -- QEMU's texts ------------------------------------------------------------------------------------
+    Mutant("reworded-memory-mapping", "intc/xive_kvm.py",
+           '"XIVE: unable to set memory mapping', '"XIVE: cannot set the memory mapping'),
+    Mutant("reworded-restore-state", "intc/xics_kvm.py",
+           "Unable to restore KVM interrupt controller state", "Cannot restore KVM interrupt state"),
+    Mutant("reworded-creating-device", "intc/xive_kvm.py",
+           "XIVE: error creating KVM device", "XIVE: cannot create the KVM device"),
+    Mutant("reworded-kvm-irq-line", "intc/xics_kvm.py", 'f"kvm_irq_line: ', 'f"KVM_IRQ_LINE: '),
+    Mutant("reworded-kvm-init-vcpu", "machine/machine.py",
+           'f"kvm_init_vcpu: kvm_get_vcpu failed', 'f"kvm_init_vcpu: create failed'),
+    # -- Linux: XICS-on-XIVE and the devices --------------------------------------------------------------
+    Mutant("xics-on-xive-refuses-unknown-server", "host/xics_on_xive.py",
+           '                pass  # "leave it alone and masked"', "                raise"),
+    Mutant("xics-on-xive-icp-reports-xisr", "host/xics_on_xive.py",
+           "(0xFF << ICP_PPRI_SHIFT)", "(0 << ICP_PPRI_SHIFT)"),
+    Mutant("xics-on-xive-int-on-untargeted-succeeds", "host/xics_on_xive.py",
+           '            return -E.EINVAL  # "int_on on untargetted interrupt"',
+           "            return 0"),
+    Mutant("priority-7-kept", "host/device.py",
+           "    return priority if priority < 6 or priority == 0xFF else 6",
+           "    return priority if priority < 8 or priority == 0xFF else 6"),
+    Mutant("irq-line-reports-einval", "host/kvm.py",
+           "        if isinstance(device, KvmDevice):\n            device.set_irq(irq, level)",
+           "        if isinstance(device, KvmDevice) and device.set_irq(irq, level):\n"
+           "            raise KvmError(\"irq_line\", E.EINVAL)"),
+    Mutant("duplicate-server-accepted", "host/xics.py",
+           "        if server in self.state.icps:\n            raise DeviceErrno(E.EEXIST)",
+           "        if False:\n            raise DeviceErrno(E.EEXIST)"),
+    Mutant("undefine-removes-every-definition", "host/kvm.py",
+           "                    del self._rtas[index]\n                    break",
+           "                    del self._rtas[index]"),
+    Mutant("no-stale-xive-slot", "host/kvm.py",
+           "                self.arch_xive = STALE_SLOT", "                pass"),
+    Mutant("mapping-does-not-hold-the-device", "host/kvm.py",
+           "        device.files += 1\n        self.mappings", "        self.mappings"),
+    Mutant("xive-native-clears-lsi", "host/xive_native.py",
+           "        if flags & KVM_XIVE_LEVEL_SENSITIVE:\n            self.lsi.add(srcno)",
+           "        self.lsi.discard(srcno)\n        if flags & KVM_XIVE_LEVEL_SENSITIVE:\n"
+           "            self.lsi.add(srcno)"),
+    # -- QEMU's claims and resets ------------------------------------------------------------------------
+    Mutant("xics-claim-keeps-priority-0", "intc/xics.py",
+           "            source.priority = source.saved_priority = 0xFF\n", ""),
+    Mutant("xive-claim-overwrites-the-eas", "arch/xive.py",
+           "        self.eat[lisn] = self.eat.get(lisn, 0) | EAS_VALID | EAS_MASKED",
+           "        self.eat[lisn] = EAS_VALID | EAS_MASKED"),
+    Mutant("xics-connect-stores-the-fd-early", "intc/xics_kvm.py",
+           "            if has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):",
+           "            self.fd = fd\n"
+           "            if has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):"),
+    Mutant("h-int-reset-resets-qemus-tables", "intc/xive.py",
+           "        # device_cold_reset() of the sPAPR XIVE:",
+           "        self.state.reset_tables()\n        # device_cold_reset() of the sPAPR XIVE:"),
+    Mutant("esb-any-size", "intc/xive.py", "        if size != 8:\n            return 0\n", ""),
+    Mutant("unassigned-reads-all-ones", "machine/dispatch.py",
+           "                raise self._sigbus(exc, \"mmio\") from None\n        return 0",
+           "                raise self._sigbus(exc, \"mmio\") from None\n        return (1 << (8 * size)) - 1"),
+    Mutant("kvm-hv-runs-any-cpu", "machine/machine.py",
+           '        if self.accel != "kvm" or self.cpu_model in ("host", self.host.cpu_model):',
+           "        if True:"),
+]
+assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
+
+
+def run(mutant: Mutant, pytest_args: list[str]) -> tuple[Mutant, str]:
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        src = Path(tmp) / "spapr_irq"
+        shutil.copytree(ROOT / "src" / "spapr_irq", src)
+        path = src / mutant.path
+        text = path.read_text()
+        if text.count(mutant.old) != 1:
+            return mutant, "does not apply"
+        path.write_text(text.replace(mutant.old, mutant.new))
+        env = {**os.environ, "PYTHONPATH": tmp, "CI": "true"}
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                 *pytest_args], cwd=ROOT, env=env, capture_output=True, text=True)
+        return mutant, "killed" if result.returncode else "SURVIVED"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-k", dest="match", default="", help="only mutants whose name contains this")
+    parser.add_argument("-j", dest="jobs", type=int, default=2, help="mutants run at once")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (default: the whole suite)")
+    args = parser.parse_args()
+    chosen = [m for m in MUTANTS if args.match in m.name]
+    status = 0
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for mutant, verdict in pool.map(lambda m: run(m, args.pytest_args), chosen):
+            print(f"{verdict:14} {mutant.name}", flush=True)
+            if verdict == "SURVIVED":
+                status = max(status, 1)
+            elif verdict == "does not apply":
+                status = 2
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
