@@ -402,3 +402,29 @@ def test_vcpu_ids_beyond_max_vcpus_in_vsmt_1_stop_qemu_at_vcpu_creation():
     """pseries-4.2+ with one thread per core: ids are 0..N-1, and KVM creates none past 2047."""
     error = refused("-M pseries,ic-mode=xics -cpu power9 -smp 2049", host="power9-linux-5.10")
     assert error.text == "kvm_init_vcpu: kvm_get_vcpu failed (2048): Invalid argument"
+
+
+def test_legacy_msis_are_allocated_first_fit_from_source_0():
+    """spapr_irq_find: no MSI bitmap on pseries-3.0 and older; MSI-X blocks take the first free
+    numbers, MSI blocks are aligned to their size."""
+    machine = make("-M pseries-3.0 -cpu power8", host="tcg")
+    assert machine.msi_alloc(1) == 0x1008  # the 8 default sources come first
+    assert machine.msi_alloc(4, align=True) == 0x100C  # 0x1009 is free but not 4-aligned
+    assert machine.msi_alloc(3) == 0x1009  # unaligned: the first free numbers
+    machine.msi_free(0x1009)
+    assert machine.msi_alloc(2, align=True) == 0x100A
+    assert machine.leaks() == []
+
+
+def test_legacy_msi_alignment_takes_powers_of_two_up_to_32():
+    machine = make("-M pseries-3.0 -cpu power8", host="tcg")
+    with pytest.raises(MachineError, match="1, 2, 4, 8, 16 or 32 IRQs, not 3"):
+        machine.msi_alloc(3, align=True)
+
+
+def test_legacy_msis_run_out_at_0x400_sources():
+    machine = make("-M pseries-3.0 -cpu power8", host="tcg")
+    with pytest.raises(MachineError) as info:
+        machine.msi_alloc(0x400 - 7)
+    assert info.value.text == "can't find a free 1017-IRQ block"
+    assert machine.msi_alloc(0x400 - 8) == 0x1008

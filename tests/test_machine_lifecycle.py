@@ -442,3 +442,29 @@ def test_missing_xics_capability_fails_the_connect_without_other_kvm_calls():
     assert kvm.calls == [f"check_extension({KVM_CAP_IRQ_XICS})"]
 
 
+
+
+# --- KVM_RUN failing: the VM stops in internal-error, QEMU does not exit ----------------------------------
+
+
+def test_an_rtas_call_with_16_arguments_stops_the_vm_with_kvm_run_failed():
+    """kvmppc_rtas_hcall refuses 16 or more arguments (EINVAL) once a kernel token exists, before
+    looking the token up: KVM_RUN fails, QEMU prints it and stops the VM, which needs a reset."""
+    machine = make(f"-M pseries,ic-mode=xics {P9}")
+    with pytest.raises(MachineError) as info:
+        machine.rtas(0, 0x2999, *range(16))
+    assert (info.value.stage, info.value.message) == ("rtas", "error: kvm run failed Invalid argument")
+    assert machine.runstate == "internal-error"
+    assert machine.kvm.fds and machine.leaks() == []  # nothing torn down: QEMU still runs
+    with pytest.raises(StateError):
+        machine.cont()
+    machine.reset()
+    assert machine.runstate == "paused"
+    machine.cont()
+    assert machine.runstate == "running" and machine.leaks() == []
+
+
+def test_16_rtas_arguments_go_to_qemu_while_no_kernel_token_is_defined():
+    machine = make(f"-M pseries,kernel-irqchip=off {P9}")
+    assert machine.rtas(0, "ibm,int-on", *range(16)) == (papr.RTAS_OUT_PARAM_ERROR,)
+    assert machine.runstate == "running"

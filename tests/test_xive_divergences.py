@@ -5,7 +5,8 @@ kernel: since 5.0 it records the level in its own copy and then stores to the so
 in the kernel's ESB mapping, for a raise and for a lower alike (kvmppc_xive_source_set_irq). The
 kernel backs every guest source with an IPI, whose PQ logic has no notion of a level. One more
 comes from QEMU's run-state handler, which the emulated XIVE does not need: what it puts back at
-resume is the PQ saved at stop, so a Q set in the kernel meanwhile is lost when P was set.
+resume is the PQ saved at stop, so a Q set in the kernel meanwhile is lost when P was set. And
+H_INT_RESET resets only the kernel's tables: QEMU's device_cold_reset() reaches no reset method.
 """
 
 from __future__ import annotations
@@ -72,3 +73,16 @@ def test_msi_refired_while_stopped_with_its_event_in_flight_is_lost_in_kvm():
         machine.cont()
         got[irqchip] = kinds(machine)
     assert got == {"off": [("msi", msi)] * 2, "on": [("msi", msi)]}
+
+
+def test_h_int_reset_masks_routed_sources_in_kvm_only():
+    """H_INT_RESET (kexec): KVM_DEV_XIVE_RESET masks every routed source and frees the queues;
+    QEMU's own EAT, ENDT and PQs stay, so under emulation a routed MSI still reaches its queue."""
+    got = {}
+    for irqchip in ("off", "on"):
+        machine = machine_for(irqchip)
+        msi = Workload(machine).source("msi", 1, 6)
+        assert machine.hcall(0, "H_INT_RESET", 0) == (0,)
+        machine.set_irq(msi, 1)
+        got[irqchip] = machine.irq_pending(1)
+    assert got == {"off": True, "on": False}
