@@ -429,8 +429,10 @@ def test_vcpu_id_maps_cpu_index_through_vsmt(options, ids):
     assert [config.vcpu_id(i) for i in range(config.smp_cpus)] == ids
 
 
-def test_smp_maxcpus_below_cpus_is_refused():
-    assert config_error("-smp 4,maxcpus=2").message == "maxcpus must be equal to or greater than smp"
+def test_smp_maxcpus_below_cpus_is_refused_with_the_topology():
+    assert config_error("-smp 4,maxcpus=2").message == (
+        "Invalid CPU topology: maxcpus must be equal to or greater than smp: "
+        "sockets (1) * cores (2) * threads (1) == maxcpus (2) < smp_cpus (4)")
 
 
 def test_smp_4096_maxcpus_is_accepted():
@@ -448,22 +450,27 @@ def test_smp_max_cpus_refusal_names_the_chosen_version():
     assert error.message.endswith("machine 'pseries-5.0' is 4096")
 
 
-def test_smp_cpus_not_multiple_of_threads_is_refused():
-    assert config_error("-smp 3,threads=2").message == "cpus (3) must be multiple of threads (2)"
+@pytest.mark.parametrize("smp, cores, threads, maxcpus", [
+    ("3,threads=2", 1, 2, 3), ("4,maxcpus=6,threads=4", 1, 4, 6), ("4,threads=16", 0, 16, 4),
+    ("4,maxcpus=3,threads=2", 1, 2, 3),
+])
+def test_smp_maxcpus_not_a_whole_number_of_cores_is_refused_with_the_topology(smp, cores, threads,
+                                                                             maxcpus):
+    """machine_parse_smp_config, as QEMU 7.2 prints it: one socket, cores = maxcpus / threads."""
+    assert config_error(f"-smp {smp}").message == (
+        "Invalid CPU topology: product of the hierarchy must match maxcpus: sockets (1) * "
+        f"cores ({cores}) * threads ({threads}) != maxcpus ({maxcpus})")
 
 
-def test_smp_maxcpus_not_multiple_of_threads_is_refused():
-    error = config_error("-smp 4,maxcpus=6,threads=4")
-    assert error.message == "max_cpus (6) must be multiple of threads (4)"
+def test_smp_cpus_not_multiple_of_threads_is_refused_by_spapr_init_cpus():
+    assert config_error("-smp 3,maxcpus=4,threads=2").message == (
+        "smp_cpus (3) must be multiple of threads (2)")
 
 
-@pytest.mark.parametrize("threads", [0, 9])
-def test_smp_threads_outside_1_to_8_is_refused(threads):
-    assert "Invalid SMP threads" in config_error(f"-smp 8,threads={threads}").message
-
-
-def test_smp_zero_cpus_is_refused():
-    assert config_error("-smp 0").message.startswith("Invalid SMP CPUs 0")
+@pytest.mark.parametrize("smp", ["0", "8,threads=0", "2,maxcpus=0", "cpus=0,maxcpus=4"])
+def test_smp_explicit_zero_is_refused(smp):
+    assert config_error(f"-smp {smp}").message == (
+        "Invalid CPU topology: CPU topology parameters must be greater than zero")
 
 
 @pytest.mark.parametrize("value, name", [

@@ -1,7 +1,7 @@
 """The machine configuration, parsed from QEMU-style options as QEMU spells them.
 
 Accepted: ``-M``/``-machine`` (``pseries`` or ``pseries-X.Y`` with ``ic-mode``, ``kernel-irqchip`` /
-``kernel_irqchip``, ``max-cpu-compat``, ``accel``), ``-cpu``, ``-smp``, ``-accel`` and
+``kernel_irqchip``, ``max-cpu-compat``, ``vsmt``, ``accel``), ``-cpu``, ``-smp``, ``-accel`` and
 ``-enable-kvm``. Every refusal is a :class:`ConfigError` carrying QEMU's own text where QEMU has
 one. Parsing builds a new object and never changes an existing one.
 """
@@ -125,6 +125,8 @@ class MachineConfig:
     smp_cpus: int = 1
     max_cpus: int = 1
     threads: int = 1
+    #: -M vsmt=N; 0 when not given (QEMU then picks the mode from the machine version).
+    vsmt_user: int = 0
     accel: tuple[str, ...] = ()
     options: tuple[str, ...] = field(default=(), compare=False)
 
@@ -140,7 +142,10 @@ class MachineConfig:
 
     @property
     def vsmt(self) -> int:
-        """Virtual SMT mode: threads per core from pseries-4.2, at least 8 before."""
+        """Virtual SMT mode: -M vsmt if given, else threads per core from pseries-4.2, at least 8
+        before."""
+        if self.vsmt_user:
+            return self.vsmt_user
         return self.threads if self.version >= (4, 2) else max(8, self.threads)
 
     @property
@@ -172,6 +177,8 @@ class MachineConfig:
             props.append(f"kernel-irqchip={self.kernel_irqchip}")
         if self.max_cpu_compat:
             props.append(f"max-cpu-compat={self.max_cpu_compat}")
+        if self.vsmt_user:
+            props.append(f"vsmt={self.vsmt_user}")
         words = ["-M", ",".join(props), "-cpu", self.cpu]
         smp = str(self.smp_cpus)
         if self.max_cpus != self.smp_cpus:
@@ -215,6 +222,22 @@ def _parse_int(option: str, name: str, text: str) -> int:
     if len(text.lstrip("0")) > 18:
         raise ConfigError(f"{option}: Parameter '{name}' is out of range")
     return int(text)
+
+
+def _parse_qapi_int(name: str, text: str, maximum: int, ctype: str) -> int:
+    """An unsigned property as QEMU's string visitor reads it: strtoull in base 0 (leading blanks,
+    a sign, 0x hex, 0 octal; a minus wraps modulo 2**64), then the range of the C type."""
+    match = re.fullmatch(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
+    if not match:
+        raise ConfigError(f"Parameter '{name}' expects integer")
+    sign, digits = match.groups()
+    value = int(digits, 16 if digits[:2].lower() == "0x" else 8 if digits[0] == "0" else 10)
+    if value >= 1 << 64:
+        raise ConfigError(f"Parameter '{name}' expects integer")  # ERANGE
+    value = -value % (1 << 64) if sign == "-" else value
+    if value > maximum:
+        raise ConfigError(f"Parameter '{name}' expects {ctype}")
+    return value
 
 
 def _parse_machine_type(option: str, value: str) -> tuple[int, int]:
@@ -376,6 +399,7 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
     machine_irqchip: str | None = None
     machine_irqchip_option: tuple[str, str] | None = None
     max_compat: str | None = None
+    vsmt_user = 0
     for option, key, val in b.machine_order:
         if key == "ic-mode":
             if version <= (3, 0):
@@ -391,6 +415,8 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
             if val not in COMPAT_LEVELS:
                 raise ConfigError(f'{option}: Invalid compatibility mode "{val}"')
             max_compat = val
+        elif key == "vsmt":  # a uint32 property, read by the QAPI visitor (no option prefix)
+            vsmt_user = _parse_qapi_int("vsmt", val, 0xFFFFFFFF, "uint32_t")
         elif key == "accel":
             names = val.split(":")
             for name in names:
@@ -429,6 +455,7 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         kernel_irqchip=irqchip,
         kernel_irqchip_from=source,
         max_cpu_compat=max_compat,
+        vsmt_user=vsmt_user,
         cpu=cpu,
         cpu_explicit=b.cpu is not None,
         cpu_alias=b.cpu_alias,
@@ -444,18 +471,21 @@ MAX_CPUS = 0x1000  # mc->max_cpus = SPAPR_IRQ_NR_IPIS: one XIVE IPI per possible
 
 
 def _check_smp(mtype: str, cpus: int, maxcpus: int, threads: int) -> None:
-    if cpus < 1:
-        raise ConfigError("Invalid SMP CPUs 0. The min CPUs supported by machine "
-                          f"'{mtype}' is 1")
-    if threads < 1 or threads > 8:
-        raise ConfigError(f"Invalid SMP threads {threads}: a POWER core has 1 to 8 threads")
+    if min(cpus, maxcpus, threads) < 1:  # an explicit 0 (refused from QEMU 9.0)
+        raise ConfigError("Invalid CPU topology: CPU topology parameters must be greater than zero")
+    # machine_parse_smp_config: one socket, cores = maxcpus / threads, the product must match
+    # maxcpus, which must cover the boot CPUs and stay within the machine's limit.
+    cores = maxcpus // threads
+    topology = f"sockets (1) * cores ({cores}) * threads ({threads})"
+    if cores * threads != maxcpus:
+        raise ConfigError("Invalid CPU topology: product of the hierarchy must match maxcpus: "
+                          f"{topology} != maxcpus ({maxcpus})")
     if maxcpus < cpus:
-        raise ConfigError("maxcpus must be equal to or greater than smp")
+        raise ConfigError("Invalid CPU topology: maxcpus must be equal to or greater than smp: "
+                          f"{topology} == maxcpus ({maxcpus}) < smp_cpus ({cpus})")
     if maxcpus > MAX_CPUS:
         raise ConfigError(
             f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine '{mtype}' is {MAX_CPUS}"
         )
-    if cpus % threads:
-        raise ConfigError(f"cpus ({cpus}) must be multiple of threads ({threads})")
-    if maxcpus % threads:
-        raise ConfigError(f"max_cpus ({maxcpus}) must be multiple of threads ({threads})")
+    if cpus % threads:  # spapr_init_cpus
+        raise ConfigError(f"smp_cpus ({cpus}) must be multiple of threads ({threads})")

@@ -19,7 +19,8 @@ from .device import DeviceErrno, KvmDevice, KvmVcpu, Sigbus, pack_vcpu_id
 from .faults import INJECTABLE, FaultPlan
 from .host import Host
 from .uapi import (DEVICE_TYPE_NAMES, KERNEL_RTAS_CALLS, KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE,
-                   KVM_CAP_PPC_RTAS, KVM_CAP_PPC_SMT, KVM_DEV_TYPE_XICS, KVM_DEV_TYPE_XIVE,
+                   KVM_CAP_PPC_RTAS, KVM_CAP_PPC_SMT, KVM_CAP_PPC_SMT_POSSIBLE,
+                   KVM_DEV_TYPE_XICS, KVM_DEV_TYPE_XIVE,
                    KVM_MAX_VCPU_IDS, KVM_MAX_VCPUS, KVM_REG_PPC_ICP_STATE, KVM_REG_PPC_VP_STATE,
                    KVM_XIVE_ESB_PAGE_OFFSET, KVM_XIVE_TIMA_PAGE_OFFSET, RTAS_ARGS_MAX,
                    THREADS_PER_SUBCORE)
@@ -51,6 +52,11 @@ def host_capability(host: Host, cap: int) -> int:
         return int(host.xive_native and host.hv_mode)
     if cap == KVM_CAP_PPC_SMT:
         return 1 if _power9_or_later(host) else THREADS_PER_SUBCORE
+    if cap == KVM_CAP_PPC_SMT_POSSIBLE:
+        if not host.has("smt-mode"):
+            return 0
+        # POWER9 emulates doorbells, so any mode up to 8; POWER8 up to its threads per subcore.
+        return 0b1111 if _power9_or_later(host) else (THREADS_PER_SUBCORE << 1) - 1
     return 0
 
 
@@ -79,7 +85,9 @@ class Kvm:
         #: QEMU's kvm_kernel_irqchip / kvm_msi_via_irqfd_allowed / kvm_gsi_direct_mapping globals,
         #: which connect sets and disconnect clears (one flag stands for the three).
         self.irqchip_in_kernel = False
-        #: kvm_arch_init() caches KVM_CAP_PPC_IRQ_XIVE once; see arch_init().
+        #: What kvm_arch_init() caches once (QEMU's cap_* globals); see arch_init().
+        self.cap_ppc_smt_possible = 0
+        self.cap_ppc_smt = 0
         self.cap_xive = 0
         self._clock = 0
         self.memory = None  # guest RAM, given by set_user_memory (KVM_SET_USER_MEMORY_REGION)
@@ -88,7 +96,9 @@ class Kvm:
         self.memory = memory
 
     def arch_init(self) -> None:
-        """kvm_arch_init: ask the VM fd for KVM_CAP_PPC_IRQ_XIVE once."""
+        """kvm_arch_init: read, in QEMU's order, the VM capabilities the machine needs later."""
+        self.cap_ppc_smt_possible = self.check_extension(KVM_CAP_PPC_SMT_POSSIBLE)
+        self.cap_ppc_smt = self.check_extension(KVM_CAP_PPC_SMT)
         self.cap_xive = self.check_extension(KVM_CAP_PPC_IRQ_XIVE)
 
     # -- plumbing -----------------------------------------------------------------------------------

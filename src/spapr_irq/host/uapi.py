@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # --- Capabilities (KVM_CHECK_EXTENSION on the VM fd, KVM_ENABLE_CAP on a vCPU fd) ---------------------
 KVM_CAP_PPC_SMT = 64
+KVM_CAP_PPC_SMT_POSSIBLE = 147  # Linux 4.13, with KVM_ENABLE_CAP(KVM_CAP_PPC_SMT)
 KVM_CAP_PPC_RTAS = 91
 KVM_CAP_IRQ_XICS = 92
 KVM_CAP_PPC_IRQ_XIVE = 169

@@ -276,12 +276,28 @@ class Machine(IrqNumbers, GuestInterface):
                            f"{strerror(E.EINVAL)}")
 
     def _set_vsmt_mode(self) -> None:
-        """spapr_set_vsmt_mode: under KVM, ask for the VSMT mode (vCPU ids are spaced by it) when
-        it is not KVM's; a refusal is only a warning when KVM's mode divides it."""
+        """spapr_set_vsmt_mode, before the interrupt controller: TCG runs SMT only on POWER8 and
+        later (QEMU 8.1+), threads/core must be a power of two, and under KVM the VSMT mode (vCPU
+        ids are spaced by it) is asked for when it is not KVM's; a refusal is only a warning when
+        KVM's mode divides it."""
+        config = self.config
+        vsmt, threads = config.vsmt, config.threads
+        if self.kvm is None and threads > 1:
+            compat = config.max_cpu_compat
+            if (CPU_FAMILIES.index(self.cpu_family) < CPU_FAMILIES.index("power8")
+                    or (compat and compat_rank(compat) < CPU_FAMILIES.index("power8"))):
+                raise MachineError("TCG only supports SMT on POWER8 or newer CPUs")
+            if threads > 8:
+                raise MachineError("TCG cannot support more than 8 threads/core on a pseries machine")
+        if threads & (threads - 1):
+            raise MachineError(f"Cannot support {threads} threads/core on a pseries machine because "
+                               "it must be a power of 2")
+        if config.vsmt_user and config.vsmt_user < threads:
+            raise MachineError(f"Cannot support VSMT mode {vsmt} because it must be >= "
+                               f"threads/core ({threads})")
         if self.kvm is None:
             return
-        vsmt, threads = self.config.vsmt, self.config.threads
-        kvm_smt = self.kvm.check_extension(KVM_CAP_PPC_SMT)
+        kvm_smt = self.kvm.cap_ppc_smt  # kvmppc_smt_threads(): KVM-HV always reports one
         if vsmt == kvm_smt:
             return
         try:
@@ -289,12 +305,16 @@ class Machine(IrqNumbers, GuestInterface):
         except KvmError as exc:
             message = f"Failed to set KVM's VSMT mode to {vsmt} (errno {-exc.errno})"
             if kvm_smt >= threads and vsmt % kvm_smt == 0:
-                self._warn(message)
+                self._warn(message)  # some vCPU ids are wasted, behaviour is correct
                 return
-            # The hint lines are the model's wording: QEMU lists the modes KVM offers.
-            raise MachineError(message, (
+            hints = [] if config.vsmt_user else [
                 f"On PPC, a VM with {threads} threads/core on a host with {kvm_smt} threads/core "
-                f"requires the use of VSMT mode {vsmt}.",)) from None
+                f"requires the use of VSMT mode {vsmt}."]
+            possible = self.kvm.cap_ppc_smt_possible
+            modes = [1 << bit for bit in range(63, -1, -1) if possible >> bit & 1]
+            hints.append(f"Available VSMT modes: {' '.join(map(str, modes))}." if modes else
+                         "This KVM seems to be too old to support VSMT.")
+            raise MachineError(message, tuple(hints)) from None
         self._step("vsmt", f"KVM's VSMT mode set to {vsmt} (vCPU ids spaced by {vsmt})")
 
     @property
