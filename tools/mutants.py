@@ -141,6 +141,22 @@ MUTANTS = [
     Mutant("kvm-hv-runs-any-cpu", "machine/machine.py",
            '        if self.accel != "kvm" or self.cpu_model in ("host", self.host.cpu_model):',
            "        if True:"),
+    # -- spapr_set_vsmt_mode ---------------------------------------------------------------------------
+    Mutant("vsmt-refusal-always-fatal", "machine/machine.py",
+           "            if kvm_smt >= threads and vsmt % kvm_smt == 0:",
+           "            if False:"),
+    Mutant("vsmt-refusal-ignores-threads", "machine/machine.py",
+           "            if kvm_smt >= threads and vsmt % kvm_smt == 0:",
+           "            if vsmt % kvm_smt == 0:"),
+    Mutant("vsmt-user-keeps-the-default-hint", "machine/machine.py",
+           "            hints = [] if config.vsmt_user else [", "            hints = [] if False else ["),
+    Mutant("vsmt-power-of-2-unchecked", "machine/machine.py",
+           "        if threads & (threads - 1):", "        if False:"),
+    Mutant("tcg-smt-on-any-cpu", "machine/machine.py",
+           '            if (CPU_FAMILIES.index(self.cpu_family) < CPU_FAMILIES.index("power8")',
+           '            if (False'),
+    Mutant("kvm-smt-possible-power8-all-modes-even-when-old", "host/kvm.py",
+           '        if not host.has("smt-mode"):\n            return 0\n', ""),
 ]
 assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
 
