@@ -380,21 +380,6 @@ def test_host_cpu_family_without_a_host_is_refused():
 # --- -smp ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options, cpus, maxcpus, threads", [
-    ("", 1, 1, 1),
-    ("-smp 4", 4, 4, 1),
-    ("-smp cpus=4", 4, 4, 1),
-    ("-smp 4,maxcpus=8", 4, 8, 1),
-    ("-smp maxcpus=8", 8, 8, 1),
-    ("-smp 8,threads=4", 8, 8, 4),
-    ("-smp 4,maxcpus=16,threads=2", 4, 16, 2),
-    ("-smp 4,sockets=1,cores=4", 4, 4, 1),
-])
-def test_smp_sets_cpus_maxcpus_and_threads(options, cpus, maxcpus, threads):
-    config = parse_options(options)
-    assert (config.smp_cpus, config.max_cpus, config.threads) == (cpus, maxcpus, threads)
-
-
 @pytest.mark.parametrize("version, threads, vsmt", [
     ((4, 1), 1, 8), ((4, 1), 2, 8), ((4, 1), 8, 8),
     ((4, 2), 1, 1), ((4, 2), 2, 2), ((10, 1), 4, 4), ((10, 1), 8, 8),
@@ -427,62 +412,6 @@ def test_nr_servers_rounds_up():
 def test_vcpu_id_maps_cpu_index_through_vsmt(options, ids):
     config = parse_options(options)
     assert [config.vcpu_id(i) for i in range(config.smp_cpus)] == ids
-
-
-def test_smp_maxcpus_below_cpus_is_refused_with_the_topology():
-    assert config_error("-smp 4,maxcpus=2").message == (
-        "Invalid CPU topology: maxcpus must be equal to or greater than smp: "
-        "sockets (1) * cores (2) * threads (1) == maxcpus (2) < smp_cpus (4)")
-
-
-def test_smp_4096_maxcpus_is_accepted():
-    assert parse_options("-smp 1,maxcpus=4096").max_cpus == 4096
-
-
-def test_smp_more_than_4096_maxcpus_is_refused():
-    error = config_error("-smp 1,maxcpus=4097")
-    assert error.message == ("Invalid SMP CPUs 4097. The max CPUs supported by machine "
-                             "'pseries-10.1' is 4096")
-
-
-def test_smp_max_cpus_refusal_names_the_chosen_version():
-    error = config_error("-M pseries-5.0 -smp 4097")
-    assert error.message.endswith("machine 'pseries-5.0' is 4096")
-
-
-@pytest.mark.parametrize("smp, cores, threads, maxcpus", [
-    ("3,threads=2", 1, 2, 3), ("4,maxcpus=6,threads=4", 1, 4, 6), ("4,threads=16", 0, 16, 4),
-    ("4,maxcpus=3,threads=2", 1, 2, 3),
-])
-def test_smp_maxcpus_not_a_whole_number_of_cores_is_refused_with_the_topology(smp, cores, threads,
-                                                                             maxcpus):
-    """machine_parse_smp_config, as QEMU 7.2 prints it: one socket, cores = maxcpus / threads."""
-    assert config_error(f"-smp {smp}").message == (
-        "Invalid CPU topology: product of the hierarchy must match maxcpus: sockets (1) * "
-        f"cores ({cores}) * threads ({threads}) != maxcpus ({maxcpus})")
-
-
-def test_smp_cpus_not_multiple_of_threads_is_refused_by_spapr_init_cpus():
-    assert config_error("-smp 3,maxcpus=4,threads=2").message == (
-        "smp_cpus (3) must be multiple of threads (2)")
-
-
-@pytest.mark.parametrize("smp", ["0", "8,threads=0", "2,maxcpus=0", "cpus=0,maxcpus=4"])
-def test_smp_explicit_zero_is_refused(smp):
-    assert config_error(f"-smp {smp}").message == (
-        "Invalid CPU topology: CPU topology parameters must be greater than zero")
-
-
-@pytest.mark.parametrize("value, name", [
-    ("four", "cpus"), ("-1", "cpus"), ("4,maxcpus=lots", "maxcpus"), ("4,threads=2.0", "threads"),
-    ("4,cores=x", "cores"),
-])
-def test_smp_non_numeric_value_is_refused(value, name):
-    assert f"Parameter '{name}' expects a number" in config_error(["-smp", value]).message
-
-
-def test_smp_unknown_parameter_is_refused():
-    assert "Invalid parameter 'foo'" in config_error("-smp 4,foo=1").message
 
 
 @pytest.mark.parametrize("words", [

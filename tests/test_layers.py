@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "spapr_irq"
 
 LAYERS = [
     {"papr", "errors"},
+    {"smp"},
     {"config"},
     {"host.host", "host.uapi"},
     {"memory"},

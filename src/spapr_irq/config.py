@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import ConfigError
+from .smp import parse_base0, read_smp, topology
 
 # --- Machine versions (hw/ppc/spapr.c class options) -------------------------------------------------
 
@@ -30,6 +31,7 @@ MACHINE_VERSIONS: tuple[tuple[int, int], ...] = (
     (10, 0), (10, 1),
 )
 LATEST_VERSION = MACHINE_VERSIONS[-1]
+MAX_CPUS = 0x1000  # mc->max_cpus = SPAPR_IRQ_NR_IPIS: one XIVE IPI per possible vCPU
 
 
 def version_name(version: tuple[int, int]) -> str:
@@ -216,25 +218,13 @@ def _split_props(text: str) -> list[str]:
     return parts
 
 
-def _parse_int(option: str, name: str, text: str) -> int:
-    if not re.fullmatch(r"[0-9]+", text):
-        raise ConfigError(f"{option}: Parameter '{name}' expects a number")
-    if len(text.lstrip("0")) > 18:
-        raise ConfigError(f"{option}: Parameter '{name}' is out of range")
-    return int(text)
-
-
 def _parse_qapi_int(name: str, text: str, maximum: int, ctype: str) -> int:
-    """An unsigned property as QEMU's string visitor reads it: strtoull in base 0 (leading blanks,
-    a sign, 0x hex, 0 octal; a minus wraps modulo 2**64), then the range of the C type."""
-    match = re.fullmatch(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
-    if not match:
+    """An unsigned property as QEMU's string visitor reads it: strtoull in base 0 (a minus wraps
+    modulo 2**64; beyond 64 bits is not a number), then the range of the C type."""
+    value = parse_base0(text)
+    if value is None or abs(value) >= 1 << 64:
         raise ConfigError(f"Parameter '{name}' expects integer")
-    sign, digits = match.groups()
-    value = int(digits, 16 if digits[:2].lower() == "0x" else 8 if digits[0] == "0" else 10)
-    if value >= 1 << 64:
-        raise ConfigError(f"Parameter '{name}' expects integer")  # ERANGE
-    value = -value % (1 << 64) if sign == "-" else value
+    value %= 1 << 64
     if value > maximum:
         raise ConfigError(f"Parameter '{name}' expects {ctype}")
     return value
@@ -280,7 +270,7 @@ class _Builder:
         self.machine_option = "-M pseries"
         self.cpu: str | None = None
         self.cpu_alias: str | None = None
-        self.smp: tuple[int, int, int] | None = None
+        self.smp: dict[str, int] = {}  # the -smp members given, merged over every -smp
         self.accel: list[str] = []  # from -accel, in order
         self.machine_accel: list[str] | None = None  # from -M accel= (or -enable-kvm); last wins
         self.accel_irqchip: str | None = None
@@ -301,32 +291,6 @@ def _read_machine(b: _Builder, option: str, value: str) -> None:
             b.machine_option = option
             continue
         b.machine_order.append((option, key, val))
-
-
-def _read_smp(option: str, value: str) -> tuple[int, int | None, int]:
-    cpus: int | None = None
-    maxcpus: int | None = None
-    threads = 1
-    for index, prop in enumerate(_split_props(value)):
-        if index == 0 and "=" not in prop:
-            cpus = _parse_int(option, "cpus", prop)
-            continue
-        if "=" not in prop:
-            raise ConfigError(f"{option}: Invalid parameter '{prop}'")
-        key, val = prop.split("=", 1)
-        if key == "cpus":
-            cpus = _parse_int(option, key, val)
-        elif key == "maxcpus":
-            maxcpus = _parse_int(option, key, val)
-        elif key == "threads":
-            threads = _parse_int(option, key, val)
-        elif key in ("cores", "sockets", "dies", "clusters", "books", "drawers"):
-            _parse_int(option, key, val)  # topology we do not model, but must still be a number
-        else:
-            raise ConfigError(f"{option}: Invalid parameter '{key}'")
-    if cpus is None:
-        cpus = maxcpus if maxcpus is not None else 1
-    return cpus, maxcpus, threads
 
 
 def _read_accel(b: _Builder, option: str, value: str) -> None:
@@ -382,7 +346,7 @@ def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
                 b.cpu = _parse_cpu(value)
                 b.cpu_alias = value.lower() if value.lower() in CPU_ALIASES else None
             elif flag == "-smp":
-                b.smp = _read_smp(option, value)
+                b.smp.update(read_smp(option, _split_props(value)))  # smp-opts merge
             else:
                 _read_accel(b, option, value)
             i += 2
@@ -435,9 +399,8 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         machine_irqchip = _onoffsplit(*machine_irqchip_option)
 
     cpu = b.cpu or default_cpu(version)
-    cpus, maxcpus, threads = b.smp or (1, None, 1)
-    maxcpus = cpus if maxcpus is None else maxcpus
-    _check_smp(mtype, cpus, maxcpus, threads)
+    # No -smp is one CPU; prefer_sockets is set by spapr_machine_6_1_class_options and older.
+    smp = topology(b.smp or {"cpus": 1}, version <= (6, 1), mtype, MAX_CPUS)
 
     # -M kernel-irqchip is sugar for the KVM accelerator's property; an explicit -accel kvm value
     # wins. Under TCG the sugar has nothing to apply to and is accepted without effect.
@@ -459,33 +422,10 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         cpu=cpu,
         cpu_explicit=b.cpu is not None,
         cpu_alias=b.cpu_alias,
-        smp_cpus=cpus,
-        max_cpus=maxcpus,
-        threads=threads,
+        smp_cpus=smp.cpus,
+        max_cpus=smp.maxcpus,
+        threads=smp.threads,
         accel=accel,
         options=words,
     )
 
-
-MAX_CPUS = 0x1000  # mc->max_cpus = SPAPR_IRQ_NR_IPIS: one XIVE IPI per possible vCPU
-
-
-def _check_smp(mtype: str, cpus: int, maxcpus: int, threads: int) -> None:
-    if min(cpus, maxcpus, threads) < 1:  # an explicit 0 (refused from QEMU 9.0)
-        raise ConfigError("Invalid CPU topology: CPU topology parameters must be greater than zero")
-    # machine_parse_smp_config: one socket, cores = maxcpus / threads, the product must match
-    # maxcpus, which must cover the boot CPUs and stay within the machine's limit.
-    cores = maxcpus // threads
-    topology = f"sockets (1) * cores ({cores}) * threads ({threads})"
-    if cores * threads != maxcpus:
-        raise ConfigError("Invalid CPU topology: product of the hierarchy must match maxcpus: "
-                          f"{topology} != maxcpus ({maxcpus})")
-    if maxcpus < cpus:
-        raise ConfigError("Invalid CPU topology: maxcpus must be equal to or greater than smp: "
-                          f"{topology} == maxcpus ({maxcpus}) < smp_cpus ({cpus})")
-    if maxcpus > MAX_CPUS:
-        raise ConfigError(
-            f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine '{mtype}' is {MAX_CPUS}"
-        )
-    if cpus % threads:  # spapr_init_cpus
-        raise ConfigError(f"smp_cpus ({cpus}) must be multiple of threads ({threads})")

@@ -408,6 +408,15 @@ class Machine(IrqNumbers, GuestInterface):
                                  papr.OV5_XIVE_EXPLOIT if mode_has_xive(self.mode) else 0)
 
     def _create_vcpus(self) -> None:
+        """spapr_init_cpus: whole cores only on machines with CPU hot-plug (pseries-2.7 and
+        later; maxcpus is a whole number of cores already), no hot-plug room on older ones."""
+        config = self.config
+        if config.version >= (2, 7):
+            if config.smp_cpus % config.threads:
+                raise MachineError(f"smp_cpus ({config.smp_cpus}) must be multiple of threads "
+                                   f"({config.threads})")
+        elif config.max_cpus != config.smp_cpus:
+            raise MachineError("This machine version does not support CPU hotplug")
         for cpu_index in range(self.config.smp_cpus):
             self._plug_vcpu(self.config.vcpu_id(cpu_index))
         self._step("vcpus", f"{len(self.vcpus)} vCPU(s), ids {self.vcpus[:8]}"
