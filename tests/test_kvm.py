@@ -32,6 +32,7 @@ from spapr_irq.host.uapi import (
     KVM_DEV_XIVE_GRP_SOURCE_CONFIG,
     KVM_DEV_XIVE_GRP_SOURCE_SYNC,
     KVM_DEV_XIVE_NR_SERVERS,
+    KVM_MAX_VCPU_IDS,
     KVM_XICS_MASKED,
     KVM_XICS_PRIORITY_SHIFT,
     KVM_REG_PPC_ICP_STATE,
@@ -692,6 +693,60 @@ def test_a_create_failing_at_its_vp_block_keeps_the_xive_slot_until_linux_5_5(ho
             fails(E.EEXIST, kvm.create_device, KVM_DEV_TYPE_XIVE)
     else:
         kvm.create_device(type_id)
+
+
+@pytest.mark.parametrize("host, type_id", [("power9-linux-5.10", KVM_DEV_TYPE_XICS),
+                                           ("power9-linux-5.10", KVM_DEV_TYPE_XIVE),
+                                           ("power8-linux-5.10", KVM_DEV_TYPE_XICS),
+                                           ("kvm:cpu=power9,kernel=5.2", KVM_DEV_TYPE_XICS)])
+def test_a_create_on_a_taken_slot_can_still_run_out_of_memory_and_leaves_the_device(host, type_id):
+    """kvm_ioctl_create_device allocates the kvm_device before ops->create sees the slot."""
+    kvm, fd = connected(host, type_id)
+    kvm.set_attr(fd, *((KVM_DEV_XICS_GRP_SOURCES, 4096, 5 << KVM_XICS_PRIORITY_SHIFT)
+                       if type_id == KVM_DEV_TYPE_XICS else (KVM_DEV_XIVE_GRP_SOURCE, 4096, 0)))
+    kvm.faults.fail(E.ENOMEM, call="create_device")
+    fails(E.ENOMEM, kvm.create_device, type_id)
+    assert kvm.faults.fired == [("create_device", E.ENOMEM)]
+    assert list(kvm.fds) == [fd]
+    if type_id == KVM_DEV_TYPE_XICS:  # not zeroed: the create never reached the device
+        assert kvm.get_attr(fd, KVM_DEV_XICS_GRP_SOURCES, 4096) == 5 << KVM_XICS_PRIORITY_SHIFT
+
+
+def test_a_vcpu_id_beyond_the_limit_is_einval_before_any_allocation():
+    kvm = kvm_on("power9-linux-5.10")
+    kvm.faults.fail(E.ENOMEM, call="create_vcpu")
+    fails(E.EINVAL, kvm.create_vcpu, KVM_MAX_VCPU_IDS)
+    assert kvm.faults.armed and kvm.faults.fired == []
+
+
+def test_a_vcpu_allocation_fails_before_the_vcore_checks():
+    """kvmppc_core_vcpu_create_hv looks at the vcore after the vCPU was allocated: a colliding
+    id can still run out of memory first."""
+    kvm = kvm_on("power9-linux-5.10")
+    kvm.enable_vm_cap(KVM_CAP_PPC_SMT, 2)
+    kvm.create_vcpu(1)
+    fails(E.EINVAL, kvm.create_vcpu, 2048)  # in VSMT 2, 2048 packs onto vCPU 1's vcore
+    kvm.faults.fail(E.ENOMEM, call="create_vcpu")
+    fails(E.ENOMEM, kvm.create_vcpu, 2048)
+    assert kvm.faults.fired == [("create_vcpu", E.ENOMEM)]
+
+
+@pytest.mark.parametrize("host, type_id", [("power9-linux-5.10", KVM_DEV_TYPE_XICS),
+                                           ("power9-linux-5.10", KVM_DEV_TYPE_XIVE),
+                                           ("kvm:cpu=power9,kernel=5.2", KVM_DEV_TYPE_XICS),
+                                           ("power8-linux-5.10", KVM_DEV_TYPE_XICS)])
+def test_a_connect_refused_by_its_checks_meets_no_injected_fault(host, type_id):
+    """EEXIST (the server, or its VP, already connected) comes before the vCPU's allocation
+    and the firmware, so an armed fault stays armed."""
+    kvm, fd = connected(host, type_id)
+    kvm.create_vcpu(1)
+    errno = E.ENOMEM
+    kvm.faults.fail(errno, call="enable_cap")
+    cap = KVM_CAP_IRQ_XICS if type_id == KVM_DEV_TYPE_XICS else KVM_CAP_PPC_IRQ_XIVE
+    fails(E.EEXIST, kvm.enable_cap, 1, cap, fd, 0)
+    assert kvm.faults.armed and kvm.faults.fired == []
+    fails(errno, kvm.enable_cap, 1, cap, fd, 1)
+    assert kvm.faults.fired == [("enable_cap", errno)]
 
 
 def test_xive_native_create_fails_at_its_vp_block_only_before_5_5():

@@ -157,6 +157,23 @@ MUTANTS = [
            '            if (False'),
     Mutant("kvm-smt-possible-power8-all-modes-even-when-old", "host/kvm.py",
            '        if not host.has("smt-mode"):\n            return 0\n', ""),
+    # -- the review's second round: fault points, H_IPI, -smp ---------------------------------------
+    Mutant("h-ipi-compares-the-low-byte", "host/xics_on_xive.py",
+           "        if mfrr < target.cppr:", "        if target.mfrr < target.cppr:"),
+    Mutant("taken-slot-cannot-run-out-of-memory", "host/kvm.py",
+           "        possible = {E.ENOMEM} | ({E.ENXIO}", "        possible = set() if taken else {E.ENOMEM} | ({E.ENXIO}"),
+    Mutant("vcpu-fault-after-the-vcore-checks", "host/kvm.py",
+           '        if fault:  # the vCPU\'s allocation comes before the vcore checks\n'
+           '            raise KvmError("create_vcpu", fault)\n', ""),
+    Mutant("connect-fault-before-its-checks", "host/device.py",
+           "        if self._early_check(server):\n            return set()\n", ""),
+    Mutant("smp-always-cores-first", "config.py",
+           "version <= (6, 1), mtype, MAX_CPUS)", "False, mtype, MAX_CPUS)"),
+    Mutant("smp-threads-check-at-parse-time", "smp.py",
+           "    return Topology(cpus, sockets, cores, threads, maxcpus)",
+           "    if cpus % threads:\n"
+           "        raise ConfigError(f\"smp_cpus ({cpus}) must be multiple of threads ({threads})\")\n"
+           "    return Topology(cpus, sockets, cores, threads, maxcpus)"),
 ]
 assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
 

@@ -119,34 +119,54 @@ class XiveVps:
             return self.VP_BASE + pack_vcpu_id(server, kvm.emul_smt_mode, kvm.max_vcpus)
         return self.VP_BASE + server
 
-    def compute_vp_id(self, server: int, fault: int) -> int:
-        """The VP a connecting vCPU gets, or DeviceErrno. `fault` is an injected failure of the
-        firmware or allocator (ENOSPC, ENOMEM, EIO), raised where the kernel meets it: after the
-        checks, and after the VP block was allocated (5.5+) unless the block itself failed."""
+    def _early_check(self, server: int) -> int:
+        """The errno the release's id checks give `server` before any allocation, or 0. Before
+        5.5 these are all the checks; from 5.5 only the bound comes before the VP block."""
         host, kvm = self.kvm.host, self.kvm
         if not host.has("nr-servers"):  # before 5.5: VP block allocated at create
             limit = kvm.max_vcpus * (kvm.emul_smt_mode if host.has("pack-vcpu-ids") else 1)
             if host.has("vp-in-use-check"):  # 5.4 (and 5.3.8): bound first, then the VP
                 if server >= limit:
-                    raise DeviceErrno(E.EINVAL)
-                vp = self.vp_id(server)
-                if vp in self.vp_ids.values():
-                    raise DeviceErrno(E.EEXIST)
+                    return E.EINVAL
+                if self.vp_id(server) in self.vp_ids.values():
+                    return E.EEXIST
             else:  # the server number itself is the duplicate check, before the bound
                 if server in self.vp_ids:
-                    raise DeviceErrno(E.EEXIST)
+                    return E.EEXIST
                 if server >= limit:
-                    raise DeviceErrno(E.EINVAL)
-                vp = self.vp_id(server)
-            if fault:
-                raise DeviceErrno(fault)
-            return vp
+                    return E.EINVAL
+            return 0
         if host.has("packed-vcpu-id-check"):
             valid = pack_vcpu_id(server, kvm.emul_smt_mode, kvm.max_vcpus) < self.nr_servers
         else:
             valid = server < self.nr_servers * max(kvm.emul_smt_mode, 1)
-        if not valid:
-            raise DeviceErrno(E.EINVAL)
+        return 0 if valid else E.EINVAL
+
+    def connect_injectable(self, server: int) -> set[int]:
+        """The errnos a connect of `server` can meet on its own now: none once a check fails
+        first; the VP block (ENOSPC) if it is still to be made; then, unless the VP is taken,
+        the vCPU's allocation (ENOMEM) and the firmware (EIO)."""
+        if self._early_check(server):
+            return set()
+        if not self.kvm.host.has("nr-servers"):
+            return {E.ENOMEM, E.EIO}  # before 5.5 the checks are all done
+        possible = set() if self.vp_block_allocated else {E.ENOSPC}
+        if self.vp_id(server) in self.vp_ids.values():
+            return possible  # EEXIST, after the VP block
+        return possible | {E.ENOMEM, E.EIO}
+
+    def compute_vp_id(self, server: int, fault: int) -> int:
+        """The VP a connecting vCPU gets, or DeviceErrno. `fault` is an injected failure of the
+        firmware or allocator (ENOSPC, ENOMEM, EIO; see connect_injectable), raised where the
+        kernel meets it: after the checks, and after the VP block was allocated (5.5+) unless
+        the block itself failed."""
+        error = self._early_check(server)
+        if error:
+            raise DeviceErrno(error)
+        if not self.kvm.host.has("nr-servers"):  # before 5.5: the checks are all done
+            if fault:
+                raise DeviceErrno(fault)
+            return self.vp_id(server)
         if not self.vp_block_allocated:
             if fault == E.ENOSPC:
                 raise DeviceErrno(E.ENOSPC)  # xive_native_alloc_vp_block failed: nothing kept

@@ -126,7 +126,7 @@ class Kvm:
         """KVM_CHECK_EXTENSION on the VM fd."""
         self._enter("check_extension", f"check_extension({cap})")
         if cap == KVM_CAP_PPC_SMT:  # the VM's mode: the emulated one on POWER9 once set
-            return self.emul_smt_mode if self.emul_smt_mode > 1 and self.power9 else self.smt_mode
+            return self.emul_smt_mode if self.emul_smt_mode > 1 else self.smt_mode
         return host_capability(self.host, cap)
 
     def enable_vm_cap(self, cap: int, mode: int) -> None:
@@ -138,14 +138,14 @@ class Kvm:
             raise KvmError("enable_vm_cap", E.EINVAL)
         if mode < 1 or mode > 8 or mode & (mode - 1):
             raise KvmError("enable_vm_cap", E.EINVAL)
-        if not self.power9 and mode > THREADS_PER_SUBCORE:
-            raise KvmError("enable_vm_cap", E.EINVAL)
+        # (POWER8 also refuses a mode above its threads per subcore: 8, as split-core mode is
+        # not modelled, so the bound above already covers it.)
         if self.vcpus:
             raise KvmError("enable_vm_cap", E.EBUSY)
         if self.power9:
             self.emul_smt_mode, self.smt_mode = mode, 1
         else:
-            self.smt_mode = mode
+            self.emul_smt_mode, self.smt_mode = 0, mode  # esmt stays 0 on POWER8
 
     # -- devices ------------------------------------------------------------------------------------
     def create_device(self, type_id: int) -> int:
@@ -163,9 +163,13 @@ class Kvm:
             raise KvmError("create_device", E.ENODEV)
         taken = getattr(self, slot) is not None
         vps_at_create = not host.has("nr-servers")  # before 5.5 the VP block comes with the device
-        possible = set() if taken else {E.ENOMEM} | (
-            {E.ENXIO} if kind == "kvm-xive-native" and vps_at_create else set())
+        possible = {E.ENOMEM} | ({E.ENXIO} if kind == "kvm-xive-native" and vps_at_create
+                                 and not taken else set())
         fault = self._enter("create_device", text, possible)
+        if fault and taken:
+            # kvm_ioctl_create_device allocates the kvm_device before ops->create looks at the
+            # slot: the first failure a taken slot can meet, and it leaves nothing.
+            raise KvmError("create_device", fault)
         cached = self._cached_xics_on_xive
         if (kind == "kvm-xive" and host.has("xive-release") and not host.has("xive-slot-after-vps")
                 and cached is not None and self.arch_xive is cached):
@@ -262,9 +266,12 @@ class Kvm:
         vcore is taken, is EINVAL; POWER8 counts vcores by its SMT mode."""
         if vcpu_id in self.vcpus:
             return self.vcpus[vcpu_id]
-        fault = self._enter("create_vcpu", f"create_vcpu({vcpu_id})", {E.ENOMEM})
-        if not 0 <= vcpu_id < KVM_MAX_VCPU_IDS:
+        in_range = 0 <= vcpu_id < KVM_MAX_VCPU_IDS
+        fault = self._enter("create_vcpu", f"create_vcpu({vcpu_id})", {E.ENOMEM} if in_range else ())
+        if not in_range:  # kvm_vm_ioctl_create_vcpu, before any allocation
             raise KvmError("create_vcpu", E.EINVAL)
+        if fault:  # the vCPU's allocation comes before the vcore checks
+            raise KvmError("create_vcpu", fault)
         if self.power9:
             if self.host.has("pack-vcpu-ids"):
                 if vcpu_id >= self.max_vcpus * self.emul_smt_mode:
@@ -277,8 +284,6 @@ class Kvm:
                 raise KvmError("create_vcpu", E.EINVAL)
         elif vcpu_id // self.smt_mode >= self.max_vcpus:
             raise KvmError("create_vcpu", E.EINVAL)
-        if fault:
-            raise KvmError("create_vcpu", fault)
         vcpu = KvmVcpu(vcpu_id)
         self.vcpus[vcpu_id] = vcpu
         return vcpu
@@ -294,7 +299,8 @@ class Kvm:
         reachable = (vcpu is not None and known and device is not None and vcpu.device is None
                      and device.kind == expected
                      and (cap != KVM_CAP_PPC_IRQ_XIVE or self.host.xive_enabled))
-        fault = self._enter("enable_cap", text, device.injectable("enable_cap") if reachable else ())
+        fault = self._enter("enable_cap", text,
+                            device.injectable("enable_cap", attr=server) if reachable else ())
         if vcpu is None:
             raise KvmError("enable_cap", E.EBADF)
         if not known:
@@ -406,7 +412,7 @@ class Kvm:
             rc = device.int_on(args[0])
         return (RTAS_OUT_PARAM_ERROR,) if rc else (RTAS_OUT_SUCCESS,)
 
-    def irq_line(self, irq: int, level: int) -> None:
+    def irq_line(self, irq: int, level: int) -> int:
         """KVM_IRQ_LINE: ENXIO without an in-kernel irqchip; otherwise 0, whatever the device
         made of it (the status goes only to KVM_IRQ_LINE_STATUS)."""
         self._enter("irq_line", f"irq_line({irq:#x}, {level:#x})")
@@ -415,6 +421,7 @@ class Kvm:
         device = self.arch_xive if self.host.xics_on_xive else self.arch_xics
         if isinstance(device, KvmDevice):
             device.set_irq(irq, level)
+        return 0
 
     def xive_esb(self, fd: int, page: int, offset: int, value: int | None) -> int | None:
         """A load (value None) or store on page `page` of the XIVE device's ESB mapping."""

@@ -342,8 +342,8 @@ class XicsDevice(KvmDevice):
         if call == "set_attr" and group == KVM_DEV_XICS_GRP_SOURCES:
             in_range = KVMPPC_XICS_FIRST_IRQ <= attr < KVMPPC_XICS_NR_IRQS
             return {E.ENOMEM} if in_range and attr >> ICS_SHIFT not in self.state.blocks else set()
-        if call == "enable_cap":
-            return {E.ENOMEM}
+        if call == "enable_cap":  # attr: the server number; EEXIST comes before the kzalloc
+            return {E.ENOMEM} if attr not in self.state.icps else set()
         return set()
 
     def has_attr(self, group: int, attr: int) -> bool:

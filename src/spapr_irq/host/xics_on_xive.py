@@ -10,7 +10,8 @@ kernel source this follows):
 
 - guest priorities and CPPRs 7..0xfe become 6 (``xive_prio_from_guest``), and 6 is reported back;
 - a source set with an unknown server is accepted and left untargeted (the error is swallowed);
-- ibm,int-on of a source never targeted fails (RTAS -3); ibm,set-xive at 0xff never retargets;
+- ibm,int-on of a source never targeted fails (RTAS -3); ibm,set-xive at 0xff masks, and
+  retargets (failing -3 for an unknown server) only a source already targeted;
 - the ICP state read gives XISR 0 and PPRI 0xff; the ICP state write is not validated;
 - H_EOI(0) succeeds; H_EOI of a number in no source block answers H_PARAMETER after its CPPR
   update; H_IPOLL writes only r4 (of the polled vCPU's own registers, for another server);
@@ -139,8 +140,8 @@ class XicsOnXiveDevice(KvmDevice, XiveVps):
                 return set()
             state = self.sources.get(attr)
             return {E.ENOMEM} if state is None or state.ipi is None else set()
-        if call == "enable_cap":
-            return {E.ENOMEM, E.EIO} | ({E.ENOSPC} if not self.vp_block_allocated else set())
+        if call == "enable_cap":  # attr: the server number asked for
+            return self.connect_injectable(attr)
         return set()
 
     @property
@@ -647,11 +648,14 @@ class XicsOnXiveDevice(KvmDevice, XiveVps):
         return rc
 
     def _h_ipi(self, server: int, mfrr: int) -> int:
+        """xive_vm_h_ipi: the MFRR keeps the low byte, but the whole register is compared with
+        the CPPR, so an MFRR of 0x100 or more stores its low byte and sends no IPI."""
         target = self.xcs.get(server & 0xFFFFFFFF)
         if target is None:
             return H_PARAMETER
+        mfrr &= (1 << 64) - 1
         target.mfrr = mfrr & 0xFF
-        if target.mfrr < target.cppr:
+        if mfrr < target.cppr:
             self._trigger(target.vp_ipi)
         return H_SUCCESS
 

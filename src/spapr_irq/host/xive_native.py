@@ -284,8 +284,8 @@ class XiveNativeDevice(KvmDevice, XiveVps):
             return {E.EIO}
         if call == "get_attr" and group == KVM_DEV_XIVE_GRP_EQ_CONFIG:
             return {E.EIO} if attr in st.queues else set()
-        if call == "enable_cap":
-            return {E.ENOMEM, E.EIO} | ({E.ENOSPC} if not self.vp_block_allocated else set())
+        if call == "enable_cap":  # attr: the server number asked for
+            return self.connect_injectable(attr)
         if call == "get_one_reg":
             return {E.EIO}
         if call == "mmap":
