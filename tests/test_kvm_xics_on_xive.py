@@ -130,6 +130,22 @@ def test_a_source_set_pending_is_resent(guest):
     assert guest.take(0) == [MSI]
 
 
+def test_a_source_set_presented_waits_for_its_eoi(guest):
+    """xive_set_source: PRESENTED alone restores P: a new trigger only sets Q until the EOI."""
+    guest.source(MSI, flags=KVM_XICS_PRESENTED)
+    guest.kvm.irq_line(MSI, KVM_INTERRUPT_SET)
+    assert guest.take(0) == []
+    guest.hcall(0, "H_EOI", 0xFF << 24 | MSI)  # the EOI finds Q and triggers again
+    assert guest.take(0) == [MSI]
+
+
+def test_pending_overrides_presented_when_a_source_is_set(guest):
+    """`if (val & KVM_XICS_PRESENTED && !(val & KVM_XICS_PENDING))`: pending wins, so the
+    source is resent at once instead of waiting for an EOI."""
+    guest.source(MSI, flags=KVM_XICS_PRESENTED | KVM_XICS_PENDING)
+    assert guest.take(0) == [MSI]
+
+
 def test_an_lsi_set_pending_is_asserted(guest):
     guest.source(LSI, flags=KVM_XICS_LEVEL_SENSITIVE | KVM_XICS_PENDING)
     assert guest.device.sources[LSI].lsi and guest.device.sources[LSI].asserted

@@ -174,6 +174,12 @@ MUTANTS = [
            "    if cpus % threads:\n"
            "        raise ConfigError(f\"smp_cpus ({cpus}) must be multiple of threads ({threads})\")\n"
            "    return Topology(cpus, sockets, cores, threads, maxcpus)"),
+    Mutant("presented-wins-over-pending", "host/xics_on_xive.py",
+           "        if value & KVM_XICS_PRESENTED and not value & KVM_XICS_PENDING:",
+           "        if value & KVM_XICS_PRESENTED:"),
+    Mutant("presented-ignored", "host/xics_on_xive.py",
+           "        if value & KVM_XICS_PRESENTED and not value & KVM_XICS_PENDING:",
+           "        if False:"),
 ]
 assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
 
