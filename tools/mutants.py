@@ -61,8 +61,8 @@ MUTANTS = [
            "            broken = exc.errno == E.EEXIST", "            broken = True"),
     # -- QEMU's state word -----------------------------------------------------------------------------
     Mutant("masked-msi-that-fired-not-pending-in-kvm", "intc/xics_kvm.py",
-           "    elif source.status & XICS_STATUS_MASKED_PENDING:\n        state |= KVM_XICS_PENDING",
-           "    elif False:\n        state |= KVM_XICS_PENDING"),
+           "pending = status & (XICS_STATUS_ASSERTED if source.lsi else XICS_STATUS_MASKED_PENDING)",
+           "pending = status & (XICS_STATUS_ASSERTED if source.lsi else 0)"),
     # -- the explain trace -------------------------------------------------------------------------------
     Mutant("trace-drops-the-rollback-step", "machine/machine.py",
            '                self._step("connect", f"KVM {intc.label} failed and was rolled back: '
@@ -95,8 +95,8 @@ MUTANTS = [
     # -- Linux: XICS-on-XIVE and the devices --------------------------------------------------------------
     Mutant("xics-on-xive-refuses-unknown-server", "host/xics_on_xive.py",
            '                pass  # "leave it alone and masked"', "                raise"),
-    Mutant("xics-on-xive-icp-reports-xisr", "host/xics_on_xive.py",
-           "(0xFF << ICP_PPRI_SHIFT)", "(0 << ICP_PPRI_SHIFT)"),
+    Mutant("xics-on-xive-icp-reports-ppri-0", "host/xics_on_xive.py",
+           "IcpStateWord(xc.cppr, 0, xc.mfrr, 0xFF)", "IcpStateWord(xc.cppr, 0, xc.mfrr, 0)"),
     Mutant("xics-on-xive-int-on-untargeted-succeeds", "host/xics_on_xive.py",
            '            return -E.EINVAL  # "int_on on untargetted interrupt"',
            "            return 0"),
@@ -175,11 +175,11 @@ MUTANTS = [
            "        raise ConfigError(f\"smp_cpus ({cpus}) must be multiple of threads ({threads})\")\n"
            "    return Topology(cpus, sockets, cores, threads, maxcpus)"),
     Mutant("presented-wins-over-pending", "host/xics_on_xive.py",
-           "        if value & KVM_XICS_PRESENTED and not value & KVM_XICS_PENDING:",
-           "        if value & KVM_XICS_PRESENTED:"),
+           "        state.old_p = word.presented and not word.pending",
+           "        state.old_p = word.presented"),
     Mutant("presented-ignored", "host/xics_on_xive.py",
-           "        if value & KVM_XICS_PRESENTED and not value & KVM_XICS_PENDING:",
-           "        if False:"),
+           "        state.old_p = word.presented and not word.pending",
+           "        state.old_p = False"),
 ]
 assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
 

@@ -1,10 +1,14 @@
 """The KVM ABI numbers a PowerPC host offers (include/uapi/linux/kvm.h and
 arch/powerpc/include/uapi/asm/kvm.h), and the kernel limits behind them.
 
-Data only: every module of the host kernel and of QEMU's KVM side reads its numbers here.
+Data, and the layouts of the two XICS state words: every module of the host kernel and of QEMU's
+KVM side reads its numbers here and packs or unpacks those words here, so the two sides of the
+ABI cannot disagree on a bit.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 # --- Capabilities (KVM_CHECK_EXTENSION on the VM fd, KVM_ENABLE_CAP on a vCPU fd) ---------------------
 KVM_CAP_PPC_SMT = 64
@@ -85,3 +89,52 @@ RTAS_ARGS_MAX = 16
 
 #: Names the kernel serves as RTAS calls when a token is defined for them (book3s_rtas.c).
 KERNEL_RTAS_CALLS = ("ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")
+
+
+class XicsSourceWord(NamedTuple):
+    """The 64-bit state of one source in KVM_DEV_XICS_GRP_SOURCES: server, priority and flags.
+    What each flag means for a given source is the user's business (QEMU, book3s_xics.c and
+    book3s_xive.c each fill and read it their own way)."""
+
+    server: int
+    priority: int
+    lsi: bool = False
+    masked: bool = False
+    pending: bool = False
+    presented: bool = False
+    queued: bool = False
+
+    def pack(self) -> int:
+        return ((self.server & KVM_XICS_DESTINATION_MASK)
+                | (self.priority & KVM_XICS_PRIORITY_MASK) << KVM_XICS_PRIORITY_SHIFT
+                | (KVM_XICS_LEVEL_SENSITIVE if self.lsi else 0)
+                | (KVM_XICS_MASKED if self.masked else 0)
+                | (KVM_XICS_PENDING if self.pending else 0)
+                | (KVM_XICS_PRESENTED if self.presented else 0)
+                | (KVM_XICS_QUEUED if self.queued else 0))
+
+    @classmethod
+    def unpack(cls, value: int) -> "XicsSourceWord":
+        return cls(value & KVM_XICS_DESTINATION_MASK,
+                   (value >> KVM_XICS_PRIORITY_SHIFT) & KVM_XICS_PRIORITY_MASK,
+                   bool(value & KVM_XICS_LEVEL_SENSITIVE), bool(value & KVM_XICS_MASKED),
+                   bool(value & KVM_XICS_PENDING), bool(value & KVM_XICS_PRESENTED),
+                   bool(value & KVM_XICS_QUEUED))
+
+
+class IcpStateWord(NamedTuple):
+    """KVM_REG_PPC_ICP_STATE: CPPR<<56 | XISR<<32 | MFRR<<24 | PPRI<<16."""
+
+    cppr: int
+    xisr: int
+    mfrr: int
+    ppri: int
+
+    def pack(self) -> int:
+        return ((self.cppr & 0xFF) << ICP_CPPR_SHIFT | (self.xisr & 0xFFFFFF) << ICP_XISR_SHIFT
+                | (self.mfrr & 0xFF) << ICP_MFRR_SHIFT | (self.ppri & 0xFF) << ICP_PPRI_SHIFT)
+
+    @classmethod
+    def unpack(cls, value: int) -> "IcpStateWord":
+        return cls((value >> ICP_CPPR_SHIFT) & 0xFF, (value >> ICP_XISR_SHIFT) & 0xFFFFFF,
+                   (value >> ICP_MFRR_SHIFT) & 0xFF, (value >> ICP_PPRI_SHIFT) & 0xFF)

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 
 from ..papr import H_HARDWARE, H_PARAMETER, H_SUCCESS
 from .device import DeviceErrno, KvmDevice, KvmVcpu
-from .uapi import (ICP_CPPR_SHIFT, ICP_MFRR_SHIFT, ICP_PPRI_SHIFT, ICP_XISR_SHIFT,
-                   KVM_DEV_XICS_GRP_SOURCES, KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL,
-                   KVM_INTERRUPT_UNSET, KVM_XICS_DESTINATION_MASK, KVM_XICS_LEVEL_SENSITIVE,
-                   KVM_XICS_MASKED, KVM_XICS_PENDING, KVM_XICS_PRESENTED, KVM_XICS_PRIORITY_SHIFT,
-                   KVM_XICS_QUEUED, KVMPPC_XICS_FIRST_IRQ, KVMPPC_XICS_ICS_SHIFT, KVMPPC_XICS_NR_IRQS)
+from .uapi import (KVM_DEV_XICS_GRP_SOURCES, KVM_INTERRUPT_SET, KVM_INTERRUPT_SET_LEVEL,
+                   KVM_INTERRUPT_UNSET, KVMPPC_XICS_FIRST_IRQ, KVMPPC_XICS_ICS_SHIFT, KVMPPC_XICS_NR_IRQS,
+                   IcpStateWord, XicsSourceWord)
 
 MASKED = 0xFF
 XICS_IPI = 2
@@ -257,59 +255,44 @@ class KernelXics:
     def set_source(self, irq: int, value: int) -> None:
         """xics_set_source: the state word; PENDING asks for a delivery at once."""
         self.blocks.add(irq >> ICS_SHIFT)  # the ICS block is created before any check
-        priority = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
-        server = value & KVM_XICS_DESTINATION_MASK
-        if priority != MASKED and server not in self.icps:
+        word = XicsSourceWord.unpack(value)
+        if word.priority != MASKED and word.server not in self.icps:
             raise DeviceErrno(E.EINVAL)
         source = self.find_source(irq)
-        source.server, source.saved_priority = server, priority
-        source.priority = MASKED if value & KVM_XICS_MASKED else priority
+        source.server, source.saved_priority = word.server, word.priority
+        source.priority = MASKED if word.masked else word.priority
         source.resend = source.masked_pending = False
-        source.lsi = bool(value & KVM_XICS_LEVEL_SENSITIVE)
+        source.lsi = word.lsi
         source.pq = 0
-        if value & (KVM_XICS_PRESENTED | KVM_XICS_PENDING):
+        if word.presented or word.pending:
             source.pq |= PQ_PRESENTED
-        if value & KVM_XICS_QUEUED:
+        if word.queued:
             source.pq |= PQ_QUEUED
         source.exists = True
-        if value & KVM_XICS_PENDING:
+        if word.pending:
             self.deliver(None, irq, False)
 
     def get_source(self, irq: int) -> int:
         source = self.sources.get(irq) if irq >> ICS_SHIFT in self.blocks else None
         if source is None or not source.exists:
             raise DeviceErrno(E.ENOENT)
-        value = source.server
-        priority = source.priority
-        if priority == MASKED:
-            value |= KVM_XICS_MASKED
-            priority = source.saved_priority
-        value |= priority << KVM_XICS_PRIORITY_SHIFT
-        if source.lsi:
-            value |= KVM_XICS_LEVEL_SENSITIVE
-            if source.pq & PQ_PRESENTED:
-                value |= KVM_XICS_PENDING
-        elif source.masked_pending or source.resend:
-            value |= KVM_XICS_PENDING
-        if source.pq & PQ_PRESENTED:
-            value |= KVM_XICS_PRESENTED
-        if source.pq & PQ_QUEUED:
-            value |= KVM_XICS_QUEUED
-        return value
+        masked = source.priority == MASKED
+        pending = (bool(source.pq & PQ_PRESENTED) if source.lsi
+                   else source.masked_pending or source.resend)
+        return XicsSourceWord(source.server, source.saved_priority if masked else source.priority,
+                              lsi=source.lsi, masked=masked, pending=pending,
+                              presented=bool(source.pq & PQ_PRESENTED),
+                              queued=bool(source.pq & PQ_QUEUED)).pack()
 
     def get_icp(self, server: int) -> int:
         icp = self.icps[server]
-        return ((icp.cppr << ICP_CPPR_SHIFT) | (icp.xisr << ICP_XISR_SHIFT)
-                | (icp.mfrr << ICP_MFRR_SHIFT) | (icp.pending_pri << ICP_PPRI_SHIFT))
+        return IcpStateWord(icp.cppr, icp.xisr, icp.mfrr, icp.pending_pri).pack()
 
     def set_icp(self, server: int, value: int) -> None:
         """kvmppc_xics_set_icp: the new state must be consistent; a displaced XISR is not
         rejected (userspace restores sources to match), but a less favoured MFRR resends."""
         icp = self.icps[server]
-        cppr = (value >> ICP_CPPR_SHIFT) & 0xFF
-        xisr = (value >> ICP_XISR_SHIFT) & 0xFFFFFF
-        mfrr = (value >> ICP_MFRR_SHIFT) & 0xFF
-        pending = (value >> ICP_PPRI_SHIFT) & 0xFF
+        cppr, xisr, mfrr, pending = IcpStateWord.unpack(value)
         if xisr == 0:
             if pending != 0xFF:
                 raise DeviceErrno(E.EINVAL)

@@ -33,12 +33,9 @@ from ..arch.xive import (EAS_END_DATA_MASK, EAS_END_INDEX_SHIFT, EAS_MASKED, EAS
 from ..memory import GuestMemory
 from ..papr import H_PARAMETER, H_SUCCESS
 from .device import DeviceErrno, KvmDevice, KvmVcpu, XiveVps, prio_from_guest
-from .uapi import (ICP_CPPR_SHIFT, ICP_MFRR_SHIFT, ICP_PPRI_SHIFT, ICP_XISR_SHIFT,
-                   KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_GRP_SOURCES, KVM_DEV_XICS_NR_SERVERS,
-                   KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET, KVM_XICS_DESTINATION_MASK,
-                   KVM_XICS_LEVEL_SENSITIVE, KVM_XICS_MASKED, KVM_XICS_PENDING, KVM_XICS_PRESENTED,
-                   KVM_XICS_PRIORITY_SHIFT, KVM_XICS_QUEUED, KVMPPC_XICS_FIRST_IRQ,
-                   KVMPPC_XICS_ICS_SHIFT, KVMPPC_XICS_NR_IRQS)
+from .uapi import (KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_GRP_SOURCES, KVM_DEV_XICS_NR_SERVERS,
+                   KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET, KVMPPC_XICS_FIRST_IRQ,
+                   KVMPPC_XICS_ICS_SHIFT, KVMPPC_XICS_NR_IRQS, IcpStateWord, XicsSourceWord)
 
 MASKED = 0xFF
 XICS_DUMMY = 1
@@ -314,8 +311,8 @@ class XicsOnXiveDevice(KvmDevice, XiveVps):
             if fault:
                 raise DeviceErrno(fault)  # xive_native_alloc_irq failed; the block stays
             state.ipi = self._alloc_ipi()
-        server = value & KVM_XICS_DESTINATION_MASK
-        guest_prio = (value >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
+        word = XicsSourceWord.unpack(value)
+        server, guest_prio = word.server, word.priority
         state.guest_priority = 0
         self._lock_and_mask(state)
         act_prio = prio_from_guest(guest_prio)
@@ -327,16 +324,12 @@ class XicsOnXiveDevice(KvmDevice, XiveVps):
             except DeviceErrno:
                 pass  # "leave it alone and masked"
         if self.delayed_irqs and self._check_delayed_irq(irq):
-            value |= KVM_XICS_PENDING
-        state.old_p = state.old_q = state.lsi = state.asserted = False
-        if value & KVM_XICS_LEVEL_SENSITIVE:
-            state.lsi = True
-            state.asserted = bool(value & KVM_XICS_PENDING)
-        if value & KVM_XICS_PRESENTED and not value & KVM_XICS_PENDING:
-            state.old_p = True
-        if value & (KVM_XICS_QUEUED | KVM_XICS_PENDING):
-            state.old_q = True
-        if value & KVM_XICS_MASKED:
+            word = word._replace(pending=True)
+        state.lsi = word.lsi
+        state.asserted = word.lsi and word.pending
+        state.old_p = word.presented and not word.pending
+        state.old_q = word.queued or word.pending
+        if word.masked:
             state.guest_priority = MASKED
         else:
             self._finish_unmask(state, guest_prio)
@@ -362,23 +355,18 @@ class XicsOnXiveDevice(KvmDevice, XiveVps):
         if self.saved_src_count == 0:
             self._pre_save_scan()
         self.saved_src_count += 1
-        value = state.act_server
         prio = state.saved_scan_prio
-        if prio == MASKED:
-            value |= KVM_XICS_MASKED
+        masked = prio == MASKED
+        if masked:
             prio = state.saved_priority
-        value |= prio << KVM_XICS_PRIORITY_SHIFT
         if state.lsi:
-            value |= KVM_XICS_LEVEL_SENSITIVE
-            if state.saved_p:
-                value |= KVM_XICS_PENDING
+            word = XicsSourceWord(state.act_server, prio, lsi=True, masked=masked,
+                                  pending=state.saved_p)
         else:
-            if state.saved_p:
-                value |= KVM_XICS_PRESENTED
-            if state.saved_q:
-                value |= KVM_XICS_QUEUED
-            if state.in_queue or (prio == MASKED and state.saved_q):
-                value |= KVM_XICS_PENDING
+            word = XicsSourceWord(state.act_server, prio, masked=masked,
+                                  pending=state.in_queue or (prio == MASKED and state.saved_q),
+                                  presented=state.saved_p, queued=state.saved_q)
+        value = word.pack()
         if self.saved_src_count == self.src_count:
             for each in self.sources.values():
                 each.in_queue = False
@@ -433,16 +421,14 @@ class XicsOnXiveDevice(KvmDevice, XiveVps):
     def get_icp(self, server: int) -> int:
         """kvmppc_xive_get_icp: CPPR and MFRR; no XISR, PPRI 0xff (since Linux 4.15)."""
         xc = self.xcs[server]
-        return (xc.cppr << ICP_CPPR_SHIFT) | (xc.mfrr << ICP_MFRR_SHIFT) | (0xFF << ICP_PPRI_SHIFT)
+        return IcpStateWord(xc.cppr, 0, xc.mfrr, 0xFF).pack()
 
     def set_icp(self, server: int, value: int) -> None:
         """kvmppc_xive_set_icp: taken as given (no consistency check, PPRI ignored): CPPR as is,
         MFRR (signalled if it beats the CPPR), and an XISR source resent now or, if not set up
         yet, when it is."""
         xc = self.xcs[server]
-        cppr = (value >> ICP_CPPR_SHIFT) & 0xFF
-        xisr = (value >> ICP_XISR_SHIFT) & 0xFFFFFF
-        mfrr = (value >> ICP_MFRR_SHIFT) & 0xFF
+        cppr, xisr, mfrr, _ = IcpStateWord.unpack(value)  # PPRI ignored
         xc.cppr = xc.hw_cppr = cppr
         xc.tctx.regs[TM_QW1_OS + TM_CPPR] = cppr  # the saved context, pushed at the next entry
         xc.tctx.notify(TM_QW1_OS)

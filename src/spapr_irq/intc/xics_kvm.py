@@ -17,8 +17,7 @@ from ..host.kvm import Kvm
 from ..host.uapi import (KVM_CAP_IRQ_XICS, KVM_DEV_TYPE_XICS, KVM_DEV_XICS_GRP_CTRL,
                          KVM_DEV_XICS_GRP_SOURCES, KVM_DEV_XICS_NR_SERVERS, KVM_INTERRUPT_SET,
                          KVM_INTERRUPT_SET_LEVEL, KVM_INTERRUPT_UNSET, KVM_REG_PPC_ICP_STATE,
-                         KVM_XICS_LEVEL_SENSITIVE, KVM_XICS_MASKED, KVM_XICS_PENDING,
-                         KVM_XICS_PRESENTED, KVM_XICS_PRIORITY_SHIFT, KVM_XICS_QUEUED)
+                         IcpStateWord, XicsSourceWord)
 from .base import ConnectError, attr_error, check_extension, has_attr
 
 
@@ -120,26 +119,26 @@ class XicsKvm:
         if not self.in_kernel:
             return
         for irq in self.ics.allocated():
-            word = self.kvm.get_attr(self.fd, KVM_DEV_XICS_GRP_SOURCES, irq)
+            word = XicsSourceWord.unpack(self.kvm.get_attr(self.fd, KVM_DEV_XICS_GRP_SOURCES, irq))
             source = self.ics.source(irq)
-            source.server = word & 0xFFFFFFFF
-            source.saved_priority = (word >> KVM_XICS_PRIORITY_SHIFT) & 0xFF
-            source.priority = 0xFF if word & KVM_XICS_MASKED else source.saved_priority
+            source.server = word.server
+            source.saved_priority = word.priority
+            source.priority = 0xFF if word.masked else word.priority
             source.status = 0
-            if word & KVM_XICS_PENDING:
-                if word & KVM_XICS_LEVEL_SENSITIVE:
+            if word.pending:
+                if word.lsi:
                     source.status |= XICS_STATUS_ASSERTED
                 else:  # a pending edge must have been rejected before: remember it both ways
                     source.status |= XICS_STATUS_MASKED_PENDING | XICS_STATUS_REJECTED
-            if word & KVM_XICS_PRESENTED:
+            if word.presented:
                 source.status |= XICS_STATUS_PRESENTED
-            if word & KVM_XICS_QUEUED:
+            if word.queued:
                 source.status |= XICS_STATUS_QUEUED
         for vcpu_id, icp in self.icps.items():
-            state = self.kvm.get_one_reg(vcpu_id, KVM_REG_PPC_ICP_STATE)
-            icp.xirr = (state >> 32) & 0xFFFFFFFF
-            icp.mfrr = (state >> 24) & 0xFF
-            icp.pending_priority = (state >> 16) & 0xFF
+            state = IcpStateWord.unpack(self.kvm.get_one_reg(vcpu_id, KVM_REG_PPC_ICP_STATE))
+            icp.xirr = state.cppr << 24 | state.xisr
+            icp.mfrr = state.mfrr
+            icp.pending_priority = state.ppri
 
     def _kvm_set_irq(self, irq: int, level: int) -> None:
         """ics_kvm_set_irq: KVM_IRQ_LINE (MSI: only a non-zero value, as KVM_INTERRUPT_SET;
@@ -160,22 +159,14 @@ class XicsKvm:
 def ics_kvm_state(source: IcsIrq) -> int:
     """The KVM_DEV_XICS_GRP_SOURCES word for a source (ics_set_kvm_state_one): the saved priority,
     MASKED when the live priority is 0xff, PENDING for an asserted LSI or a masked-pending MSI."""
-    state = (source.server & 0xFFFFFFFF) | (source.saved_priority & 0xFF) << KVM_XICS_PRIORITY_SHIFT
-    if source.priority == 0xFF:
-        state |= KVM_XICS_MASKED
-    if source.lsi:
-        state |= KVM_XICS_LEVEL_SENSITIVE
-        if source.status & XICS_STATUS_ASSERTED:
-            state |= KVM_XICS_PENDING
-    elif source.status & XICS_STATUS_MASKED_PENDING:
-        state |= KVM_XICS_PENDING
-    if source.status & XICS_STATUS_PRESENTED:
-        state |= KVM_XICS_PRESENTED
-    if source.status & XICS_STATUS_QUEUED:
-        state |= KVM_XICS_QUEUED
-    return state
+    status = source.status
+    pending = status & (XICS_STATUS_ASSERTED if source.lsi else XICS_STATUS_MASKED_PENDING)
+    return XicsSourceWord(source.server, source.saved_priority, lsi=source.lsi,
+                          masked=source.priority == 0xFF, pending=bool(pending),
+                          presented=bool(status & XICS_STATUS_PRESENTED),
+                          queued=bool(status & XICS_STATUS_QUEUED)).pack()
 
 
 def icp_kvm_state(icp: ICP) -> int:
     """The KVM_REG_PPC_ICP_STATE word: CPPR<<56 | XISR<<32 | MFRR<<24 | PPRI<<16."""
-    return (icp.cppr << 56) | (icp.xisr << 32) | (icp.mfrr << 24) | (icp.pending_priority << 16)
+    return IcpStateWord(icp.cppr, icp.xisr, icp.mfrr, icp.pending_priority).pack()
