@@ -224,6 +224,16 @@ def _calls_in(action, code: int = errno.ENOMEM) -> int:
 #: Every errno a KVM call may be made to fail with (host.faults).
 FAULT_ERRNOS = (errno.ENOMEM, errno.ENXIO, errno.EIO, errno.ENOSPC)
 
+
+def every_fault(action):
+    """One fresh plan per (errno, n) for every KVM call `action(plan)` makes that can fail with
+    that errno on its own, failing the n-th: yields (code, nth, plan)."""
+    for code in FAULT_ERRNOS:
+        for nth in range(1, _calls_in(action, code) + 1):
+            plan = FaultPlan()
+            plan.fail(code, nth=nth)
+            yield code, nth, plan
+
 #: QEMU's text for a connect that failed at each KVM call, in full (the errno text follows).
 CONNECT_TEXTS = {
     ("xive", "create_device"): r"XIVE: error creating KVM device",
@@ -259,6 +269,11 @@ def _xive_cas(plan: FaultPlan, options: str, host: str):
     return machine, lambda: machine.cas(0, papr.ov5_with(23, papr.OV5_XIVE_EXPLOIT))
 
 
+def _run_xive_cas(plan: FaultPlan, options: str, host: str) -> None:
+    _, run = _xive_cas(plan, options, host)
+    run()
+
+
 #: The XICS disconnect that precedes the XIVE connect at CAS closes the device and undefines the four
 #: kernel RTAS tokens; Linux cannot fail those, so every fault-checked call of the CAS is the connect's.
 XICS_TEARDOWN_CALLS = 4
@@ -276,39 +291,31 @@ def test_xics_disconnect_closes_the_device_then_undefines_the_rtas_tokens():
 def test_xive_connect_at_cas_rolls_back_at_every_kvm_call_and_falls_back():
     options, host = f"-M pseries {P9} -smp 2", "power9-linux-5.10"
     tried = 0
-    for code in FAULT_ERRNOS:
-        count = _calls_in(lambda plan: (lambda m, run: run())(*_xive_cas(plan, options, host)), code)
-        for nth in range(1, count + 1):
-            plan = FaultPlan()
-            plan.fail(code, nth=nth)
-            machine, run = _xive_cas(plan, options, host)
-            run()
-            tried += 1
-            assert machine.interrupt_mode == "xive" and machine.backend == "emulated", (code, nth)
-            assert_connect_text(machine.warnings[-1], "xive", plan,
-                                "kernel_irqchip allowed but unavailable: ")
-            assert machine.kvm.fds == {} and machine.kvm.live_devices() == [], (code, nth)
-            assert machine.xive.mappings == [] and machine.xive.kvm_presenters == set()
-            assert all(vcpu.device is None for vcpu in machine.kvm.vcpus.values()), (code, nth)
-            assert_clean(machine)
+    for code, nth, plan in every_fault(lambda plan: _run_xive_cas(plan, options, host)):
+        machine, run = _xive_cas(plan, options, host)
+        run()
+        tried += 1
+        assert machine.interrupt_mode == "xive" and machine.backend == "emulated", (code, nth)
+        assert_connect_text(machine.warnings[-1], "xive", plan,
+                            "kernel_irqchip allowed but unavailable: ")
+        assert machine.kvm.fds == {} and machine.kvm.live_devices() == [], (code, nth)
+        assert machine.xive.mappings == [] and machine.xive.kvm_presenters == set()
+        assert all(vcpu.device is None for vcpu in machine.kvm.vcpus.values()), (code, nth)
+        assert_clean(machine)
     assert tried >= 8  # 2 mmaps, 2 vCPUs (ENOMEM, EIO, ENOSPC), sources in new blocks
 
 
 def test_xive_connect_at_cas_with_kernel_irqchip_on_stops_cleanly_at_every_kvm_call():
     options, host = f"-M pseries,kernel-irqchip=on {P9} -smp 2", "power9-linux-5.10"
-    for code in FAULT_ERRNOS:
-        count = _calls_in(lambda plan: (lambda m, run: run())(*_xive_cas(plan, options, host)), code)
-        for nth in range(1, count + 1):
-            plan = FaultPlan()
-            plan.fail(code, nth=nth)
-            machine, run = _xive_cas(plan, options, host)
-            with pytest.raises(MachineError) as info:
-                run()
-            assert info.value.stage == "cas"
-            assert_connect_text(info.value.text, "xive", plan,
-                                "kernel_irqchip requested but unavailable: ")
-            assert machine.runstate == "shutdown"
-            assert_clean(machine)
+    for _, _, plan in every_fault(lambda plan: _run_xive_cas(plan, options, host)):
+        machine, run = _xive_cas(plan, options, host)
+        with pytest.raises(MachineError) as info:
+            run()
+        assert info.value.stage == "cas"
+        assert_connect_text(info.value.text, "xive", plan,
+                            "kernel_irqchip requested but unavailable: ")
+        assert machine.runstate == "shutdown"
+        assert_clean(machine)
 
 
 def _xics_init(plan: FaultPlan, options: str, host: str):
@@ -317,29 +324,25 @@ def _xics_init(plan: FaultPlan, options: str, host: str):
 
 def test_xics_connect_at_init_rolls_back_at_every_kvm_call():
     options, host = f"-M pseries,ic-mode=xics {P9} -smp 2", "power9-linux-5.10"
-    for code in FAULT_ERRNOS:
-        count = _calls_in(lambda plan: _xics_init(plan, options, host), code)
-        for nth in range(1, count + 1):
-            plan = FaultPlan()
-            plan.fail(code, nth=nth)
-            try:
-                machine = _xics_init(plan, options, host)
-            except MachineError as exc:
-                # Past the connect, creating the vCPUs and their presenters: QEMU exits.
-                assert exc.stage == "init"
-                if plan.fired[0][0] == "create_vcpu":
-                    assert exc.text in (f"kvm_init_vcpu: kvm_get_vcpu failed ({vcpu}): "
-                                        f"{strerror(code)}" for vcpu in (0, 1))
-                else:
-                    assert_connect_text(exc.text, "xics", plan, "")
-                continue
-            assert_clean(machine)
-            if machine.warnings:
-                assert_connect_text(machine.warnings[-1], "xics", plan,
-                                    "kernel_irqchip allowed but unavailable: ")
-                assert machine.backend == "emulated"
-                assert machine.kvm.rtas_tokens == {}
-                assert machine.kvm.fds == {}
+    for code, _, plan in every_fault(lambda plan: _xics_init(plan, options, host)):
+        try:
+            machine = _xics_init(plan, options, host)
+        except MachineError as exc:
+            # Past the connect, creating the vCPUs and their presenters: QEMU exits.
+            assert exc.stage == "init"
+            if plan.fired[0][0] == "create_vcpu":
+                assert exc.text in (f"kvm_init_vcpu: kvm_get_vcpu failed ({vcpu}): "
+                                    f"{strerror(code)}" for vcpu in (0, 1))
+            else:
+                assert_connect_text(exc.text, "xics", plan, "")
+            continue
+        assert_clean(machine)
+        if machine.warnings:
+            assert_connect_text(machine.warnings[-1], "xics", plan,
+                                "kernel_irqchip allowed but unavailable: ")
+            assert machine.backend == "emulated"
+            assert machine.kvm.rtas_tokens == {}
+            assert machine.kvm.fds == {}
 
 
 def test_xics_connect_fault_at_each_rtas_token_is_rolled_back_with_qemus_text():

@@ -147,6 +147,17 @@ class XiveController(XiveKvm, InterruptController):
             return None
         return (target << 3) + (priority & 0xFF)
 
+    def _end_of(self, ctx: GuestContext, target: int, priority: int, bad_priority: int,
+                 bad_target: int) -> tuple[int, int]:
+        """(0, END index) for (target, priority), or the hcall's error: `bad_priority` (the
+        H_Pn of the priority argument, with QEMU's report) for a reserved priority, then
+        `bad_target` for a target that is not a present vCPU."""
+        if self._reserved(priority):
+            self.reports.append(f"XIVE: priority {priority} is reserved")
+            return bad_priority, 0
+        end_idx = self._target_end(ctx, target, priority)
+        return (bad_target, 0) if end_idx is None else (0, end_idx)
+
     def h_int_get_source_info(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn = args[0], args[1]
         if not ctx.xive_negotiated:
@@ -181,12 +192,9 @@ class XiveController(XiveKvm, InterruptController):
             self.state.eat[lisn] = EAS_VALID | EAS_MASKED
             return (papr.H_SUCCESS,)
         new = eas | EAS_MASKED if flags & SPAPR_XIVE_SRC_MASK else eas & ~EAS_MASKED
-        if self._reserved(priority):
-            self.reports.append(f"XIVE: priority {priority} is reserved")
-            return (papr.H_P4,)
-        end_idx = self._target_end(ctx, target, priority)
-        if end_idx is None:
-            return (papr.H_P3,)
+        rc, end_idx = self._end_of(ctx, target, priority, papr.H_P4, papr.H_P3)
+        if rc:
+            return (rc,)
         new &= ~((EAS_END_BLOCK_MASK << EAS_END_BLOCK_SHIFT) | (EAS_END_INDEX_MASK << EAS_END_INDEX_SHIFT))
         new |= (end_idx & EAS_END_INDEX_MASK) << EAS_END_INDEX_SHIFT
         if flags & SPAPR_XIVE_SRC_SET_EISN:
@@ -220,12 +228,9 @@ class XiveController(XiveKvm, InterruptController):
             return (papr.H_FUNCTION,)
         if flags:
             return (papr.H_PARAMETER,)
-        if self._reserved(priority):
-            self.reports.append(f"XIVE: priority {priority} is reserved")
-            return (papr.H_P3,)
-        end_idx = self._target_end(ctx, target, priority)
-        if end_idx is None:
-            return (papr.H_P2,)
+        rc, end_idx = self._end_of(ctx, target, priority, papr.H_P3, papr.H_P2)
+        if rc:
+            return (rc,)
         end = self.state.end(end_idx)
         qsize = ((end[0] >> END_W0_QSIZE_SHIFT) & END_W0_QSIZE_MASK) + 12 if end[0] & END_W0_ENQUEUE else 0
         return (papr.H_SUCCESS, self.end_base + (1 << (papr.XIVE_ESB_SHIFT + 1)) * end_idx, qsize)
@@ -236,12 +241,9 @@ class XiveController(XiveKvm, InterruptController):
             return (papr.H_FUNCTION,)
         if flags & ~SPAPR_XIVE_END_ALWAYS_NOTIFY:
             return (papr.H_PARAMETER,)
-        if self._reserved(priority):
-            self.reports.append(f"XIVE: priority {priority} is reserved")
-            return (papr.H_P3,)
-        end_idx = self._target_end(ctx, target, priority)
-        if end_idx is None:
-            return (papr.H_P2,)
+        rc, end_idx = self._end_of(ctx, target, priority, papr.H_P3, papr.H_P2)
+        if rc:
+            return (rc,)
         end = list(self.state.end(end_idx))
         if qsize in (12, 16, 21, 24):
             if qpage & ((1 << qsize) - 1):
@@ -281,12 +283,9 @@ class XiveController(XiveKvm, InterruptController):
             return (papr.H_FUNCTION,)
         if flags & ~SPAPR_XIVE_END_DEBUG:
             return (papr.H_PARAMETER,)
-        if self._reserved(priority):
-            self.reports.append(f"XIVE: priority {priority} is reserved")
-            return (papr.H_P3,)
-        end_idx = self._target_end(ctx, target, priority)
-        if end_idx is None:
-            return (papr.H_P2,)
+        rc, end_idx = self._end_of(ctx, target, priority, papr.H_P3, papr.H_P2)
+        if rc:
+            return (rc,)
         end = self.state.end(end_idx)
         out_flags = SPAPR_XIVE_END_ALWAYS_NOTIFY if end[0] & END_W0_UCOND_NOTIFY else 0
         if end[0] & END_W0_ENQUEUE:
