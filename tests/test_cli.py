@@ -25,8 +25,9 @@ def test_resolve_json_has_every_field(capsys):
                          "linux-xive", "--json")
     answer = json.loads(out)
     assert status == 0
-    assert set(answer) == {"advertised", "result", "stage", "interrupt_mode", "backend", "warnings",
-                           "error", "trace"}
+    assert set(answer) == {"qemu", "advertised", "result", "stage", "interrupt_mode", "backend",
+                           "warnings", "error", "trace"}
+    assert answer["qemu"] == "10.1"
     assert (answer["advertised"], answer["result"], answer["interrupt_mode"], answer["backend"]) == \
         ("dual", "ok", "xive", "kvm")
     assert answer["stage"] is None and answer["error"] is None and answer["warnings"] == []
@@ -63,17 +64,16 @@ def test_resolve_error_at_cas_keeps_what_was_advertised(capsys):
 def test_resolve_text_prints_mode_and_backend(capsys):
     status, out, _ = run(capsys, "resolve", *P9, "--host", "tcg", "--guest", "linux-legacy")
     assert status == 0
-    assert out == "XICS emulated; offered: dual\n"
+    assert out == "XICS emulated; offered: dual; modeled: QEMU 10.1\n"
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["resolve", "-M", "pseries,ic-mode=foo", "--host", "tcg"],
-     'spapr-irq: -M pseries,ic-mode=foo: Bad value for "ic-mode" property'),
     (["resolve", "--host", "power11-linux-9.9"], "spapr-irq: unknown host 'power11-linux-9.9'"),
     (["resolve", "--guest", "windows"], "spapr-irq: unknown guest 'windows'"),
     (["resolve", "--frobnicate"], "spapr-irq: unknown flag --frobnicate"),
-    (["resolve", "-accel", "tcg,kernel-irqchip=on", "--host", "tcg"],
-     "spapr-irq: Property 'tcg-accel.kernel-irqchip' not found"),
+    (["resolve", "--qemu", "6.0"], "spapr-irq: --qemu: unknown QEMU release '6.0'"),
+    (["resolve", "-device", "virtio-net-pci", "--host", "tcg"],
+     "spapr-irq: not modeled yet: -device: devices beyond the machine's defaults"),
     (["nonsense"], "spapr-irq: unknown command 'nonsense'"),
     (["matrix", "--format", "yaml"], "spapr-irq: --format must be text, markdown or json"),
 ])
@@ -83,6 +83,48 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(capsys, argv, message):
     assert out == ""
     assert err.startswith(message)
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    # QEMU 7.2's own texts and locations: machine properties have no option prefix, -accel has.
+    (["-M", "pseries-3.0,ic-mode=xics"],
+     "This machine only uses the legacy XICS backend, don't pass ic-mode"),
+    (["-M", "pseries,ic-mode=bogus"], 'Bad value for "ic-mode" property'),
+    (["-M", "pseries,foo_bar=1"], "Property 'pseries-7.2-machine.foo-bar' not found"),
+    (["-M", "pseries,max-cpu-compat=power11"], 'Invalid compatibility mode "power11"'),
+    (["-accel", "tcg,kernel-irqchip=on"],
+     "-accel tcg,kernel-irqchip=on: Property 'tcg-accel.kernel-irqchip' not found"),
+    (["-M", "pseries,cap-htm=maybe"], "Parameter 'cap-htm' expects 'on' or 'off'"),
+    (["-M", "pseries-3.0", "-cpu", "power9_v2.2"], "unable to find CPU model 'power9_v2.2'"),
+])
+def test_a_command_line_qemu_refuses_exits_1_with_qemus_text(capsys, argv, message):
+    status, out, err = run(capsys, "resolve", *argv, "--host", "tcg", "--qemu", "7.2")
+    assert (status, out) == (1, "")
+    assert err == f"error at options (modeled: QEMU 7.2): {message}\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-cpu", "POWER8", "-M", "pseries,max-cpu-compat=power9"],
+     "Compatibility PVR 0x0f000005 not valid for CPU"),
+    (["-cpu", "POWER8", "-M", "pseries,max-cpu-compat=power9,ic-mode=xive"],
+     "XIVE-only machines require a POWER9 CPU"),
+    (["-cpu", "host"], "unable to find CPU model 'host'"),
+    (["-smp", "2,threads=2"], "TCG cannot support more than 1 thread/core on a pseries machine"),
+    (["-M", "pseries,ic_mode=xive", "-cpu", "POWER8"], "XIVE-only machines require a POWER9 CPU"),
+    (["-M", "pseries-2.11"], "No Transactional Memory support in TCG\nTry appending -machine cap-htm=off"),
+])
+def test_qemu_7_2_refuses_these_machines_with_its_text(capsys, argv, message):
+    status, out, err = run(capsys, "resolve", *argv, "--host", "tcg", "--qemu", "7.2")
+    assert (status, out) == (1, "")
+    assert err == f"error at init (modeled: QEMU 7.2): {message}\n"
+
+
+@pytest.mark.parametrize("argv", [["-M", "pseries,kernel-irqchip=bogus"], ["-M", "pseries,ic_mode=xive"],
+                                  ["-M", "pseries-2.11,cap-htm=off"],
+                                  ["-M", "pseries-2.11,max-cpu-compat=power7"]])
+def test_qemu_7_2_accepts_these_under_tcg(capsys, argv):
+    status, out, _ = run(capsys, "resolve", *argv, "--host", "tcg", "--qemu", "7.2")
+    assert status == 0 and out.endswith("modeled: QEMU 7.2\n")
 
 
 def test_explain_names_the_guarantee_of_each_rule(capsys):
@@ -153,7 +195,7 @@ def test_a_xics_create_failing_at_its_vp_block_on_5_4_leaves_the_xive_slot_taken
     (5.4.3) it leaves kvm->arch.xive set, so the XIVE device at CAS gets File exists too."""
     status, out, err = run(capsys, "resolve", *P9, "--host", STALE, "--fault",
                            "create_device:ENOMEM")
-    assert (status, out) == (0, "XIVE emulated; offered: dual\n")
+    assert (status, out) == (0, "XIVE emulated; offered: dual; modeled: QEMU 10.1\n")
     assert err == ("warning: kernel_irqchip allowed but unavailable: Error on KVM_CREATE_DEVICE for "
                    "XICS: Cannot allocate memory\n         Falling back to kernel-irqchip=off\n"
                    "warning: kernel_irqchip allowed but unavailable: XIVE: error creating KVM "
@@ -162,7 +204,7 @@ def test_a_xics_create_failing_at_its_vp_block_on_5_4_leaves_the_xive_slot_taken
 
 def test_the_same_fault_on_5_4_3_leaves_nothing_behind(capsys):
     status, out, err = run(capsys, "resolve", *P9, "--host", FIXED, "--fault", "create_device:ENOMEM")
-    assert (status, out) == (0, "XIVE in-kernel (KVM); offered: dual\n")
+    assert (status, out) == (0, "XIVE in-kernel (KVM); offered: dual; modeled: QEMU 10.1\n")
     assert err.count("warning:") == 1
 
 

@@ -12,7 +12,8 @@ from spapr_irq import PRESETS, Machine, MachineError, parse_options
 from spapr_irq.cli import main
 
 DEVICES = ("claimed EPOW 0x1000, HOTPLUG 0x1001, VIO spapr-vty 0x1100, VIO spapr-nvram 0x1101, "
-           "PHB LSI A 0x1200, PHB LSI B 0x1201, PHB LSI C 0x1202, PHB LSI D 0x1203")
+           "PHB LSI A 0x1200, PHB LSI B 0x1201, PHB LSI C 0x1202, PHB LSI D 0x1203, "
+                "VIO spapr-vlan 0x1102, VIO spapr-vscsi 0x1103")
 
 
 def trace(machine: Machine, start: int = 0) -> list[tuple]:
@@ -23,7 +24,7 @@ def test_fallback_to_emulated_xive_on_a_kvm_without_it():
     machine = Machine.create("-M pseries,ic-mode=xive -cpu power9", host="power9-linux-4.19")
     assert trace(machine) == [
         ("config", None, "pseries-10.1, ic-mode=xive, kernel-irqchip=allowed, -cpu power9_v2.2, "
-                         "1 vCPU(s), maxcpus 1"),
+                         "1 vCPU(s), maxcpus 1; QEMU 10.1"),
         ("accelerator", None, "kvm on host power9-linux-4.19 (POWER9 host, Linux 4.19)"),
         ("cpu", None, "-cpu power9: under KVM the host's family alias names the host CPU "
                       "(power9_v2.2)"),
@@ -56,7 +57,7 @@ def test_refusal_at_init_of_a_xive_machine_on_a_power8():
         machine.start()
     assert trace(machine) == [
         ("config", None, "pseries-10.1, ic-mode=xive, kernel-irqchip=allowed, -cpu power8_v2.0, "
-                         "1 vCPU(s), maxcpus 1"),
+                         "1 vCPU(s), maxcpus 1; QEMU 10.1"),
         ("accelerator", None, "kvm on host power8-linux-5.10 (POWER8 host, Linux 5.10)"),
         ("cpu", None, "-cpu power8: under KVM the host's family alias names the host CPU "
                       "(power8_v2.0)"),

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "spapr_irq"
 
 LAYERS = [
     {"papr", "errors"},
-    {"smp"},
+    {"smp", "releases", "monitor"},
     {"config"},
     {"host.host", "host.uapi"},
     {"memory"},

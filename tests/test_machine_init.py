@@ -158,7 +158,7 @@ def test_cpu_host_takes_the_host_generation():
 
 
 def test_cpu_host_is_refused_under_tcg():
-    assert refused("-cpu host", host="tcg").text == "The 'host' CPU type can only be used with KVM or HVF"
+    assert refused("-cpu host", host="tcg").text == "unable to find CPU model 'host'"
 
 
 def test_accel_kvm_on_a_host_without_kvm_is_refused():
@@ -243,8 +243,10 @@ def test_vcpu_ids_follow_vsmt():
 
 # --- IRQ numbers ---------------------------------------------------------------------------------------------
 
-DEFAULT_IRQS = {0x1000: False, 0x1001: False, 0x1100: False, 0x1101: False,
-                0x1200: True, 0x1201: True, 0x1202: True, 0x1203: True}
+#: QEMU 7.2 `info pic` of -M pseries with its defaults: EPOW, hot-plug, vty, nvram, the default
+#: NIC (spapr-vlan), the vscsi of the default CD-ROM, the PHB's four LSIs.
+DEFAULT_IRQS = {0x1000: False, 0x1001: False, 0x1100: False, 0x1101: False, 0x1102: False,
+                0x1103: False, 0x1200: True, 0x1201: True, 0x1202: True, 0x1203: True}
 
 
 def test_default_devices_claim_qemus_numbers_in_both_controllers():
@@ -260,7 +262,47 @@ def test_legacy_machine_allocates_first_fit_in_0x400_sources():
     machine = make("-M pseries-3.0 -cpu power8", host="tcg")
     assert machine.mode == "legacy"
     assert machine.xics.ics.nr_irqs == 0x400
-    assert machine.xics.ics.allocated() == list(range(0x1000, 0x1008))
+    assert machine.xics.ics.allocated() == list(range(0x1000, 0x100A))
+
+
+@pytest.mark.parametrize("options, devices", [
+    # As QEMU 7.2's `info pic` shows them (-serial none drops the vty).
+    ("-M pseries -serial none", {0x1000: "EPOW", 0x1001: "HOTPLUG", 0x1100: "VIO spapr-nvram",
+                                 0x1101: "VIO spapr-vlan", 0x1102: "VIO spapr-vscsi"}),
+    ("-M pseries -nodefaults", {0x1000: "EPOW", 0x1001: "HOTPLUG", 0x1100: "VIO spapr-nvram"}),
+    ("-M pseries -net none", {0x1000: "EPOW", 0x1001: "HOTPLUG", 0x1100: "VIO spapr-vty",
+                              0x1101: "VIO spapr-nvram", 0x1102: "VIO spapr-vscsi"}),
+    ("-M pseries -nic none -serial none", {0x1000: "EPOW", 0x1001: "HOTPLUG",
+                                           0x1100: "VIO spapr-nvram", 0x1101: "VIO spapr-vscsi"}),
+    ("-M pseries -serial null -serial stdio", {0x1000: "EPOW", 0x1001: "HOTPLUG",
+                                               0x1100: "VIO spapr-vty", 0x1101: "VIO spapr-vty",
+                                               0x1102: "VIO spapr-nvram", 0x1103: "VIO spapr-vlan",
+                                               0x1104: "VIO spapr-vscsi"}),
+    # Legacy: first fit in creation order, the PHB's LSIs between the NVRAM and the NIC.
+    ("-M pseries-2.12", {0x1000: "EPOW", 0x1001: "HOTPLUG", 0x1002: "VIO spapr-vty",
+                         0x1003: "VIO spapr-nvram", 0x1008: "VIO spapr-vlan",
+                         0x1009: "VIO spapr-vscsi"}),
+    ("-M pseries-2.12 -serial none", {0x1000: "EPOW", 0x1001: "HOTPLUG", 0x1002: "VIO spapr-nvram",
+                                      0x1007: "VIO spapr-vlan", 0x1008: "VIO spapr-vscsi"}),
+    # pseries-2.7 and older have no hot-plug event source: every number moves down by one.
+    ("-M pseries-2.7", {0x1000: "EPOW", 0x1001: "VIO spapr-vty", 0x1002: "VIO spapr-nvram",
+                        0x1007: "VIO spapr-vlan", 0x1008: "VIO spapr-vscsi"}),
+    ("-M pseries-2.1 -serial none", {0x1000: "EPOW", 0x1001: "VIO spapr-nvram",
+                                     0x1006: "VIO spapr-vlan", 0x1007: "VIO spapr-vscsi"}),
+])
+def test_default_devices_follow_the_machine_version_and_the_default_options(options, devices):
+    machine = make(options + " -cpu power7", host="tcg")
+    owners = {irq: name for irq, name in machine.irq_owners.items() if not name.startswith("PHB")}
+    assert owners == devices
+    lsis = sorted(irq for irq, name in machine.irq_owners.items() if name.startswith("PHB"))
+    assert len(lsis) == 4 and all(machine.xics.ics.source(irq).lsi for irq in lsis)
+    assert machine.leaks() == []
+
+
+def test_legacy_phb_lsis_come_after_the_nvram():
+    machine = make("-M pseries-2.7 -cpu power7", host="tcg")
+    assert [irq for irq, name in machine.irq_owners.items() if name.startswith("PHB")] == \
+        [0x1003, 0x1004, 0x1005, 0x1006]
 
 
 def test_claiming_a_claimed_irq_is_refused_and_changes_nothing():
@@ -408,11 +450,12 @@ def test_legacy_msis_are_allocated_first_fit_from_source_0():
     """spapr_irq_find: no MSI bitmap on pseries-3.0 and older; MSI-X blocks take the first free
     numbers, MSI blocks are aligned to their size."""
     machine = make("-M pseries-3.0 -cpu power8", host="tcg")
-    assert machine.msi_alloc(1) == 0x1008  # the 8 default sources come first
-    assert machine.msi_alloc(4, align=True) == 0x100C  # 0x1009 is free but not 4-aligned
-    assert machine.msi_alloc(3) == 0x1009  # unaligned: the first free numbers
-    machine.msi_free(0x1009)
-    assert machine.msi_alloc(2, align=True) == 0x100A
+    assert machine.msi_alloc(1) == 0x100A  # the 10 default sources come first
+    assert machine.msi_alloc(4, align=True) == 0x100C  # 0x100B is free but not 4-aligned
+    assert machine.msi_alloc(1) == 0x100B  # unaligned: the first free number
+    assert machine.msi_alloc(3) == 0x1010
+    machine.msi_free(0x1010)
+    assert machine.msi_alloc(2, align=True) == 0x1010
     assert machine.leaks() == []
 
 
@@ -425,6 +468,6 @@ def test_legacy_msi_alignment_takes_powers_of_two_up_to_32():
 def test_legacy_msis_run_out_at_0x400_sources():
     machine = make("-M pseries-3.0 -cpu power8", host="tcg")
     with pytest.raises(MachineError) as info:
-        machine.msi_alloc(0x400 - 7)
-    assert info.value.text == "can't find a free 1017-IRQ block"
-    assert machine.msi_alloc(0x400 - 8) == 0x1008
+        machine.msi_alloc(0x400 - 9)
+    assert info.value.text == "can't find a free 1015-IRQ block"
+    assert machine.msi_alloc(0x400 - 10) == 0x100A

@@ -381,8 +381,8 @@ def test_xive_vcpu_connect_enospc_carries_the_maxcpus_hint():
 
 def test_info_pic_names_the_irqchip_backend():
     machine = make(f"-M pseries {P9}")
-    assert machine.info_pic().endswith("irqchip: in-kernel")
-    assert make(f"-M pseries {P9}", host="tcg").info_pic().endswith("irqchip: emulated")
+    assert machine.info_pic().endswith("irqchip: in-kernel\n")
+    assert make(f"-M pseries {P9}", host="tcg").info_pic().endswith("irqchip: emulated\n")
 
 
 def test_unregistered_and_unbuilt_hcalls_answer_h_function():

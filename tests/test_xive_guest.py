@@ -58,7 +58,11 @@ def test_boot_configures_each_cpu_queue_then_its_ipi_without_h_int_reset(irqchip
     machine = machine_for(irqchip, log)
     per_cpu = ["H_INT_GET_QUEUE_INFO", "H_INT_SET_QUEUE_CONFIG", "H_INT_GET_SOURCE_INFO",
                "H_INT_SET_SOURCE_CONFIG"]
-    assert [call for _, call, _ in log] == per_cpu * 2
+    # Then the platform's interrupts: EPOW mapped and routed, the four VIO devices mapped, the
+    # console's vty routed, the hot-plug source mapped and routed.
+    platform = ["H_INT_GET_SOURCE_INFO", "H_INT_SET_SOURCE_CONFIG"] + ["H_INT_GET_SOURCE_INFO"] * 4 \
+        + ["H_INT_SET_SOURCE_CONFIG", "H_INT_GET_SOURCE_INFO", "H_INT_SET_SOURCE_CONFIG"]
+    assert [call for _, call, _ in log] == per_cpu * 2 + platform
     assert all(rc == 0 for _, _, rc in log)
     assert [vcpu for vcpu, call, _ in log if call.endswith("QUEUE_CONFIG")] == [0, 1]
     assert sorted(machine.driver.ipis) == [0, 1] and machine.driver.warnings == []
@@ -271,3 +275,14 @@ def test_guest_memory_zero_clears_partial_and_whole_pages():
     assert 2 not in memory._pages and memory.read(2 * PAGE_SIZE, 1) == b"\x00"
     with pytest.raises(ValueError):
         memory.zero(3 * PAGE_SIZE, PAGE_SIZE + 1)
+
+
+def test_booted_linux_numbers_its_irqs_as_linux_6_1_does(machine):
+    """The EISN is the Linux irq number: the IPIs share 16, then EPOW (17), each /vdevice in
+    address order as the VIO bus maps it (18-21), the hot-plug source last (22) -- as
+    /sys/kernel/irq of a Linux 6.1 guest on QEMU 7.2 shows them."""
+    eisns = {lisn: source.eisn for lisn, source in machine.driver.sources.items()}
+    assert eisns == {0: 0x10, 1: 0x10, 0x1000: 0x11, 0x1100: 0x12, 0x1101: 0x13, 0x1102: 0x14,
+                     0x1103: 0x15, 0x1001: 0x16}
+    routed = sorted(lisn for lisn, source in machine.driver.sources.items() if not source.masked)
+    assert routed == [0, 1, 0x1000, 0x1001, 0x1100]  # the IPIs, RAS_EPOW, RAS_HOTPLUG, hvc_console

@@ -149,10 +149,11 @@ def test_info_pic_under_kvm_shows_the_kernel_pq_and_the_os_ring():
     msi = Workload(machine).source("msi", 1, 5)
     machine.set_irq(msi, 1)
     lines = machine.info_pic().splitlines()
-    assert f"  {msi:08x} MSI P-  " in lines
-    ring = next(line for line in lines if line.startswith("CPU[0001]: OS"))
+    assert any(line.startswith(f"  {msi:08x} MSI P-    ") for line in lines)
+    ring = next(line for line in lines if line.startswith("CPU[0001]:   OS"))
     assert ring.split()[2:5] == ["80", "ff", "04"]  # NSR EO, CPPR, IPB bit of priority 5
     quiet = machine.driver.ipis[0].lisn
     machine.stop()  # the kernel now holds PQ=10 for every source; QEMU shows the saved ones
     assert kernel_pq(machine, quiet) == XIVE_ESB_PENDING
-    assert f"  {quiet:08x} MSI --  " in machine.info_pic().splitlines()
+    assert any(line.startswith(f"  {quiet:08x} MSI --    ")
+               for line in machine.info_pic().splitlines())

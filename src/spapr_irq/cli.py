@@ -3,12 +3,15 @@
     spapr-irq resolve [QEMU options] --host PRESET --guest PROFILE [--fault CALL:ERRNO[:N]] [--json]
     spapr-irq explain [QEMU options] --host PRESET --guest PROFILE [--fault CALL:ERRNO[:N]]
     spapr-irq matrix  [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
+    spapr-irq conform [--qemu-binary PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
+                      [--jobs N] [--accel tcg|kvm] [--json]
+    resolve, explain and matrix take --qemu VERSION (7.2, 10.1): the QEMU release modeled.
     spapr-irq hosts | guests
 
 QEMU options (``-M``, ``-machine``, ``-cpu``, ``-smp``, ``-accel``, ``-enable-kvm``) pass through as
 QEMU spells them. ``--fault create_device:ENOMEM[:2]`` fails the (second) KVM call of that name
 that can meet that errno on its own (CALL "any" for any call). Exit status: 0 ok, 1 QEMU would
-refuse this configuration, 2 bad input.
+refuse this configuration (its own text, as QEMU exits with 1), 2 bad input.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .explore import matrix, resolve
 from .guest.profiles import DEFAULT_GUEST, GUESTS
 from .host.host import DEFAULT_HOST, PRESETS
@@ -40,9 +43,11 @@ class Args:
     json: bool = False
     format: str = "text"
     faults: list[tuple[str | None, int, int]] = field(default_factory=list)
+    qemu_release: str | None = None
 
 
-_VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults"}
+_VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults",
+           "--qemu": "qemu_release"}
 
 
 def parse_fault(text: str) -> tuple[str | None, int, int]:
@@ -98,6 +103,13 @@ def parse_args(argv: list[str]) -> Args:
                 args.format = value
             elif name == "--fault":
                 args.faults.append(parse_fault(value))
+            elif name == "--qemu":
+                from .releases import RELEASES
+
+                if value not in RELEASES:
+                    raise UsageError(f"--qemu: unknown QEMU release '{value}' (known: "
+                                     f"{', '.join(RELEASES)})")
+                args.qemu_release = value
             else:
                 getattr(args, _VALUED[name]).append(value)
             continue
@@ -141,8 +153,14 @@ def main(argv: list[str] | None = None) -> int:
             print(USAGE)
             return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
         return 2
+    except ConfigError as exc:  # QEMU itself refuses this command line: its status is 1
+        print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+        return 1
     except InputError as exc:
         print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+        return 2
+    except NotImplementedError as exc:
+        print(f"spapr-irq: not modeled yet: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
@@ -158,13 +176,13 @@ def _run(args: Args) -> int:
             print(f"{name:16} {guest.description}")
         return 0
     if args.command == "matrix":
-        cells = matrix(args.qemu, args.hosts or None, args.guests or None)
+        cells = matrix(args.qemu, args.hosts or None, args.guests or None, qemu=args.qemu_release)
         render = {"text": matrix_text, "markdown": matrix_markdown, "json": matrix_json}[args.format]
         sys.stdout.write(render(cells))
         return 0
     host = args.hosts[0] if args.hosts else DEFAULT_HOST
     guest = args.guests[0] if args.guests else DEFAULT_GUEST
-    outcome = resolve(args.qemu, host, guest, faults=args.faults)
+    outcome = resolve(args.qemu, host, guest, faults=args.faults, qemu=args.qemu_release)
     if args.command == "explain":
         sys.stdout.write(explain_text(" ".join(args.qemu), host, guest, outcome))
     elif args.json:
@@ -172,11 +190,13 @@ def _run(args: Args) -> int:
     else:
         if outcome.result == "ok":
             backend = "in-kernel (KVM)" if outcome.backend == "kvm" else "emulated"
-            print(f"{outcome.interrupt_mode.upper()} {backend}; offered: {outcome.advertised}")
+            print(f"{outcome.interrupt_mode.upper()} {backend}; offered: {outcome.advertised}; "
+                  f"modeled: QEMU {outcome.qemu}")
         for warning in outcome.warnings:
             print("warning: " + warning.replace("\n", "\n         "), file=sys.stderr)
         if outcome.result == "error":
-            print(f"error at {outcome.stage}: {outcome.error}", file=sys.stderr)
+            print(f"error at {outcome.stage} (modeled: QEMU {outcome.qemu}): {outcome.error}",
+                  file=sys.stderr)
     return 0 if outcome.result == "ok" else 1
 
 

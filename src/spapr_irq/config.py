@@ -8,28 +8,19 @@ one. Parsing builds a new object and never changes an existing one.
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import ConfigError
+from .releases import RELEASES, Release, get_release
 from .smp import parse_base0, read_smp, topology
 
-# --- Machine versions (hw/ppc/spapr.c class options) -------------------------------------------------
+# --- Machine versions and CPU models: per QEMU release (releases.py) -----------------------------------
 
-#: Every pseries machine version this model knows, oldest first; the last is what "pseries" means.
-MACHINE_VERSIONS: tuple[tuple[int, int], ...] = (
-    *((2, minor) for minor in range(1, 13)),
-    (3, 0), (3, 1),
-    (4, 0), (4, 1), (4, 2),
-    (5, 0), (5, 1), (5, 2),
-    (6, 0), (6, 1), (6, 2),
-    (7, 0), (7, 1), (7, 2),
-    (8, 0), (8, 1), (8, 2),
-    (9, 0), (9, 1), (9, 2),
-    (10, 0), (10, 1),
-)
+_NEWEST = get_release(None)
+#: Every pseries machine version the default release knows, oldest first; the last is "pseries".
+MACHINE_VERSIONS: tuple[tuple[int, int], ...] = _NEWEST.machine_versions
 LATEST_VERSION = MACHINE_VERSIONS[-1]
 MAX_CPUS = 0x1000  # mc->max_cpus = SPAPR_IRQ_NR_IPIS: one XIVE IPI per possible vCPU
 
@@ -47,15 +38,9 @@ def default_ic_mode(version: tuple[int, int]) -> str:
     return "dual"
 
 
-def default_cpu(version: tuple[int, int]) -> str:
-    """-cpu a machine version uses when none is given."""
-    if version <= (2, 7):
-        return "power7_v2.3"
-    if version <= (3, 1):
-        return "power8_v2.0"
-    if version <= (8, 2):
-        return "power9_v2.2"
-    return "power10_v2.0"
+def default_cpu(version: tuple[int, int], release: Release = _NEWEST) -> str:
+    """-cpu a machine version uses when none is given, in `release`."""
+    return release.default_cpu(version)
 
 
 # --- CPU models and compat levels (target/ppc) -------------------------------------------------------
@@ -63,21 +48,9 @@ def default_cpu(version: tuple[int, int]) -> str:
 #: CPU generations in order; the index is what "newer" means.
 CPU_FAMILIES: tuple[str, ...] = ("power7", "power8", "power9", "power10")
 
-#: Every -cpu model this model knows (lower case) and its generation. "powerN" names the default
-#: revision, as QEMU's aliases do.
-CPU_MODELS: dict[str, str] = {
-    "power7_v2.3": "power7",
-    "power8_v2.0": "power8",
-    "power9_v2.0": "power9",
-    "power9_v2.2": "power9",
-    "power10_v2.0": "power10",
-}
-CPU_ALIASES: dict[str, str] = {
-    "power7": "power7_v2.3",
-    "power8": "power8_v2.0",
-    "power9": "power9_v2.2",
-    "power10": "power10_v2.0",
-}
+#: Every -cpu model of every release this model knows (lower case), and its generation.
+CPU_MODELS: dict[str, str] = {name: family for release in RELEASES.values()
+                              for name, family in release.cpu_models}
 #: max-cpu-compat values (target/ppc/compat.c); power6 and power7+ exist but no CPU here is older.
 COMPAT_LEVELS: tuple[str, ...] = ("power6", "power7", "power7+", "power8", "power9", "power10")
 
@@ -124,18 +97,39 @@ class MachineConfig:
     cpu_explicit: bool = False
     #: The family alias given to -cpu ("power9"), if one was: under KVM it names the host CPU.
     cpu_alias: str | None = None
+    #: -cpu as the user spelled it (QEMU's messages quote it).
+    cpu_given: str | None = None
     smp_cpus: int = 1
     max_cpus: int = 1
     threads: int = 1
     #: -M vsmt=N; 0 when not given (QEMU then picks the mode from the machine version).
     vsmt_user: int = 0
     accel: tuple[str, ...] = ()
+    #: The QEMU release modeled (releases.py) and the machine type as named ("pseries-2.12-sxxm").
+    qemu: str = _NEWEST.version
+    machine_name: str | None = None
+    #: Default devices with an interrupt: a serial port (spapr-vty), the default NIC (spapr-vlan)
+    #: and the default CD-ROM (spapr-vscsi); -nodefaults, -serial none and -net none remove them.
+    serial: int = 1
+    nic: bool = True
+    cdrom: bool = True
+    #: -M cap-htm: None for the machine's default (on up to pseries-2.11 for a POWER8+ CPU).
+    cap_htm: bool | None = None
+    #: -M kernel-irqchip=VALUE that is not on/off/split, with no accelerator named: QEMU refuses it
+    #: only when KVM is the accelerator that runs (the property belongs to KVM).
+    kernel_irqchip_unparsed: str | None = None
+    #: Warnings QEMU prints while parsing the options (deprecated -smp zeros in 7.2).
+    warnings: tuple[str, ...] = ()
     options: tuple[str, ...] = field(default=(), compare=False)
 
     # -- derived --------------------------------------------------------------------------------
     @property
     def machine_type(self) -> str:
-        return version_name(self.version)
+        return self.machine_name or version_name(self.version)
+
+    @property
+    def release(self) -> Release:
+        return get_release(self.qemu)
 
     @property
     def legacy(self) -> bool:
@@ -162,7 +156,7 @@ class MachineConfig:
     def cpu_family(self, host_cpu: str | None = None) -> str:
         if self.cpu == "host":
             if host_cpu is None:
-                raise ConfigError("The 'host' CPU type can only be used with KVM or HVF")
+                raise ConfigError("unable to find CPU model 'host'")
             return host_cpu
         return CPU_MODELS[self.cpu]
 
@@ -230,26 +224,24 @@ def _parse_qapi_int(name: str, text: str, maximum: int, ctype: str) -> int:
     return value
 
 
-def _parse_machine_type(option: str, value: str) -> tuple[int, int]:
-    if value == "pseries":
-        return LATEST_VERSION
-    match = re.fullmatch(r"pseries-(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})", value)
-    if match:
-        version = (int(match.group(1)), int(match.group(2)))
-        if version in MACHINE_VERSIONS:
-            return version
+def _parse_machine_type(option: str, value: str, release: Release) -> tuple[tuple[int, int], str]:
+    """The machine type as named, to (version, canonical name): ``pseries`` is the newest."""
+    types = release.machine_types()
+    if value in types:
+        version = types[value]
+        return version, (version_name(version) if value == "pseries" else value)
     raise ConfigError(
         f"{option}: unsupported machine type",
         ("Use -machine help to list supported machines",),
     )
 
 
-def _parse_cpu(value: str) -> str:
+def _parse_cpu(value: str, release: Release) -> str:
     name = value.lower()
     if name == "host":
         return "host"
-    name = CPU_ALIASES.get(name, name)
-    if name not in CPU_MODELS:
+    name = dict(release.cpu_aliases).get(name, name)
+    if name not in dict(release.cpu_models):
         raise ConfigError(f"unable to find CPU model '{value}'")
     return name
 
@@ -270,11 +262,15 @@ class _Builder:
         self.machine_option = "-M pseries"
         self.cpu: str | None = None
         self.cpu_alias: str | None = None
+        self.cpu_given: str | None = None
         self.smp: dict[str, int] = {}  # the -smp members given, merged over every -smp
         self.accel: list[str] = []  # from -accel, in order
         self.machine_accel: list[str] | None = None  # from -M accel= (or -enable-kvm); last wins
         self.accel_irqchip: str | None = None
         self.accel_option = ""
+        self.defaults = True  # -nodefaults clears it
+        self.serial: list[str] = []  # -serial values, in order
+        self.nic_none = False  # -net none / -nic none
 
 
 def _read_machine(b: _Builder, option: str, value: str) -> None:
@@ -286,6 +282,7 @@ def _read_machine(b: _Builder, option: str, value: str) -> None:
         if "=" not in prop:
             raise ConfigError(f"{option}: Invalid parameter '{prop}'")
         key, val = prop.split("=", 1)
+        key = key.replace("_", "-")  # QEMU reads machine keys with '-' for '_'
         if key == "type":
             b.machine_type = val
             b.machine_option = option
@@ -310,7 +307,7 @@ def _read_accel(b: _Builder, option: str, value: str) -> None:
             b.accel_irqchip = _onoffsplit(option, val)
             b.accel_option = option
         else:
-            raise ConfigError(f"Property '{name}-accel.{key}' not found")
+            raise ConfigError(f"{option}: Property '{name}-accel.{key}' not found")
     b.accel.append(name)
 
 
@@ -323,8 +320,21 @@ def _tokens(options: str | Sequence[str]) -> list[str]:
     return list(options)
 
 
-def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
-    """Parse QEMU options into a MachineConfig, or raise ConfigError with QEMU's text."""
+#: Options that change nothing this model covers, with and without an argument (the display, the
+#: guest's kernel and memory, the monitors a runner attaches, start and stop behaviour).
+IGNORED_WITH_ARGUMENT = frozenset({"-m", "-vga", "-display", "-kernel", "-initrd", "-append",
+                                   "-name", "-monitor", "-qmp", "-chardev", "-mon", "-uuid", "-msg",
+                                   "-boot", "-rtc", "-D", "-d", "-pidfile"})
+IGNORED_FLAGS = frozenset({"-S", "-nographic", "-no-reboot", "-no-shutdown", "-no-user-config",
+                           "-snapshot", "-daemonize"})
+#: Options that add devices with interrupts; not modeled yet.
+NOT_MODELED = frozenset({"-device", "-drive", "-cdrom", "-netdev", "-hda", "-usb", "-usbdevice"})
+
+
+def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) -> MachineConfig:
+    """Parse QEMU options into a MachineConfig as QEMU release `qemu` would (the newest when
+    None), or raise ConfigError with that release's text."""
+    release = get_release(qemu)
     words = _tokens(options)
     b = _Builder()
     i = 0
@@ -335,7 +345,15 @@ def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
             b.machine_accel = ["kvm"]  # vl.c: -enable-kvm is -machine accel=kvm
             i += 1
             continue
-        if flag in ("-M", "-machine", "-cpu", "-smp", "-accel"):
+        if flag == "-nodefaults":
+            b.defaults = False
+            i += 1
+            continue
+        if flag in IGNORED_FLAGS:
+            i += 1
+            continue
+        if flag in ("-M", "-machine", "-cpu", "-smp", "-accel", "-serial", "-net", "-nic",
+                    *IGNORED_WITH_ARGUMENT, *NOT_MODELED):
             if i + 1 >= len(words):
                 raise ConfigError(f"{word}: requires an argument")
             value = words[i + 1]
@@ -343,44 +361,60 @@ def parse_options(options: str | Sequence[str] = "") -> MachineConfig:
             if flag in ("-M", "-machine"):
                 _read_machine(b, option, value)
             elif flag == "-cpu":
-                b.cpu = _parse_cpu(value)
-                b.cpu_alias = value.lower() if value.lower() in CPU_ALIASES else None
+                b.cpu = _parse_cpu(value, release)
+                b.cpu_given = value
+                b.cpu_alias = value.lower() if value.lower() in dict(release.cpu_aliases) else None
             elif flag == "-smp":
-                b.smp.update(read_smp(option, _split_props(value)))  # smp-opts merge
-            else:
+                b.smp.update(read_smp(option, _split_props(value), release))  # smp-opts merge
+            elif flag == "-accel":
                 _read_accel(b, option, value)
+            elif flag == "-serial":
+                b.serial.append(value)
+            elif flag in ("-net", "-nic"):
+                if value != "none":
+                    raise NotImplementedError(f"{word} {value}: network devices other than the "
+                                              "default NIC are not modeled yet")
+                b.nic_none = True
+            elif flag in NOT_MODELED:
+                raise NotImplementedError(f"{word}: devices beyond the machine's defaults are not "
+                                          "modeled yet")
             i += 2
             continue
         raise ConfigError(f"{word}: invalid option")
-    return _build(b, tuple(words))
+    return _build(b, tuple(words), release)
 
 
-def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
-    version = _parse_machine_type(b.machine_option, b.machine_type or "pseries")
-    mtype = version_name(version)
+def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConfig:
+    version, mtype = _parse_machine_type(b.machine_option, b.machine_type or "pseries", release)
     ic_mode = default_ic_mode(version)
     ic_mode_explicit = False
     machine_irqchip: str | None = None
     machine_irqchip_option: tuple[str, str] | None = None
     max_compat: str | None = None
     vsmt_user = 0
+    cap_htm: bool | None = None
+    # Machine properties are set on the machine object after parsing: QEMU reports their errors
+    # without the option as a prefix.
     for option, key, val in b.machine_order:
         if key == "ic-mode":
             if version <= (3, 0):
-                raise ConfigError(
-                    f"{option}: This machine only uses the legacy XICS backend, don't pass ic-mode"
-                )
+                raise ConfigError("This machine only uses the legacy XICS backend, don't pass "
+                                  "ic-mode")
             if val not in IC_MODES:
-                raise ConfigError(f'{option}: Bad value for "ic-mode" property')
+                raise ConfigError('Bad value for "ic-mode" property')
             ic_mode, ic_mode_explicit = val, True
-        elif key in ("kernel-irqchip", "kernel_irqchip"):
+        elif key == "kernel-irqchip":
             machine_irqchip_option = (option, val)
         elif key == "max-cpu-compat":
             if val not in COMPAT_LEVELS:
-                raise ConfigError(f'{option}: Invalid compatibility mode "{val}"')
+                raise ConfigError(f'Invalid compatibility mode "{val}"')
             max_compat = val
-        elif key == "vsmt":  # a uint32 property, read by the QAPI visitor (no option prefix)
+        elif key == "vsmt":  # a uint32 property, read by the QAPI visitor
             vsmt_user = _parse_qapi_int("vsmt", val, 0xFFFFFFFF, "uint32_t")
+        elif key == "cap-htm":
+            if val not in ("on", "off"):
+                raise ConfigError("Parameter 'cap-htm' expects 'on' or 'off'")
+            cap_htm = val == "on"
         elif key == "accel":
             names = val.split(":")
             for name in names:
@@ -388,19 +422,27 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
                     raise ConfigError(f"invalid accelerator {name}")
             b.machine_accel = names
         else:
-            raise ConfigError(f"{option}: Property '{mtype}-machine.{key}' not found")
+            raise ConfigError(f"Property '{mtype}-machine.{key}' not found")
 
     if b.accel and b.machine_accel is not None:
         raise ConfigError('The -accel and "-machine accel=" options are incompatible')
     accel = tuple(b.accel) if b.accel else tuple(b.machine_accel or ())
     # -M kernel-irqchip is sugar for the KVM accelerator's property: only parsed when KVM may be
     # used. With TCG alone it has nothing to apply to and any value is accepted without effect.
-    if machine_irqchip_option is not None and (not accel or "kvm" in accel):
+    # With no accelerator named, which one runs is the host's business: a bad value is kept and
+    # refused by the machine only if KVM is chosen.
+    irqchip_unparsed = None
+    if machine_irqchip_option is not None and "kvm" in accel:
         machine_irqchip = _onoffsplit(*machine_irqchip_option)
+    elif machine_irqchip_option is not None and not accel:
+        if machine_irqchip_option[1] in KERNEL_IRQCHIP_VALUES:
+            machine_irqchip = machine_irqchip_option[1]
+        else:
+            irqchip_unparsed = machine_irqchip_option[1]
 
-    cpu = b.cpu or default_cpu(version)
+    cpu = b.cpu or release.default_cpu(version)
     # No -smp is one CPU; prefer_sockets is set by spapr_machine_6_1_class_options and older.
-    smp = topology(b.smp or {"cpus": 1}, version <= (6, 1), mtype, MAX_CPUS)
+    smp, warnings = topology(b.smp or {"cpus": 1}, version <= (6, 1), mtype, MAX_CPUS, release)
 
     # -M kernel-irqchip is sugar for the KVM accelerator's property; an explicit -accel kvm value
     # wins. Under TCG the sugar has nothing to apply to and is accepted without effect.
@@ -410,6 +452,10 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         irqchip, source = machine_irqchip, "machine"
     else:
         irqchip, source = "allowed", None
+
+    # Default devices (vl.c): -nodefaults drops the default serial port, NIC and CD-ROM; each
+    # -serial other than "none" is a port (a spapr-vty).
+    serial = [v for v in b.serial if v != "none"] if b.serial else (["vc"] if b.defaults else [])
 
     return MachineConfig(
         version=version,
@@ -422,10 +468,18 @@ def _build(b: _Builder, words: tuple[str, ...]) -> MachineConfig:
         cpu=cpu,
         cpu_explicit=b.cpu is not None,
         cpu_alias=b.cpu_alias,
+        cpu_given=b.cpu_given,
         smp_cpus=smp.cpus,
         max_cpus=smp.maxcpus,
         threads=smp.threads,
         accel=accel,
+        qemu=release.version,
+        machine_name=None if mtype == version_name(version) else mtype,
+        serial=len(serial),
+        nic=b.defaults and not b.nic_none,
+        cdrom=b.defaults,
+        cap_htm=cap_htm,
+        kernel_irqchip_unparsed=irqchip_unparsed,
+        warnings=tuple(warnings),
         options=words,
     )
-

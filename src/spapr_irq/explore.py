@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .config import MachineConfig, parse_options
-from .errors import MachineError
+from .errors import ConfigError, MachineError
+from .releases import get_release
 from .guest.profiles import GUESTS, GuestProfile, get_guest
 from .host.host import PRESETS, Host, parse_host
 from .host.faults import FaultPlan
@@ -24,15 +25,17 @@ class Outcome:
 
     advertised: str | None
     result: str  # ok | error
-    stage: str | None  # init | cas | None
+    stage: str | None  # options | init | cas | None
     interrupt_mode: str | None
     backend: str | None
     warnings: list[str]
     error: str | None
     trace: list[dict] = field(default_factory=list)
+    qemu: str = ""  # the QEMU release modeled
 
     def as_dict(self, trace: bool = True) -> dict:
         out = {
+            "qemu": self.qemu,
             "advertised": self.advertised,
             "result": self.result,
             "stage": self.stage,
@@ -55,12 +58,19 @@ class Outcome:
 
 
 def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestProfile,
-            faults=()) -> Outcome:
+            faults=(), qemu: str | None = None) -> Outcome:
     """Create the machine, boot the guest, and report. Bad input raises InputError subclasses.
     `faults` are (call or None, errno, nth) KVM failures to inject (host.faults)."""
-    config = options if isinstance(options, MachineConfig) else parse_options(options)
     host = host if isinstance(host, Host) else parse_host(host)
     profile = guest if isinstance(guest, GuestProfile) else get_guest(guest)
+    if isinstance(options, MachineConfig):
+        config = options
+    else:
+        try:
+            config = parse_options(options, qemu=qemu)
+        except ConfigError as exc:  # QEMU refuses the command line before it builds a machine
+            return Outcome(None, "error", "options", None, None, [], exc.text,
+                           [{"step": "options", "detail": exc.text}], qemu=get_release(qemu).version)
     plan = FaultPlan()
     for call, code, nth in faults:
         plan.fail(code, call=call, nth=nth)
@@ -72,9 +82,10 @@ def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestPr
         machine.boot(profile)
     except MachineError as exc:
         return Outcome(advertised, "error", exc.stage, None, None, list(machine.warnings),
-                       exc.text, [s.as_dict() for s in machine.trace])
+                       exc.text, [s.as_dict() for s in machine.trace], qemu=config.qemu)
     return Outcome(advertised, "ok", None, machine.interrupt_mode, machine.backend,
-                   list(machine.warnings), None, [s.as_dict() for s in machine.trace])
+                   list(machine.warnings), None, [s.as_dict() for s in machine.trace],
+                   qemu=config.qemu)
 
 
 #: Rows and columns of the mode matrix: ic-mode, then kernel-irqchip (None = unset, "allowed").
@@ -106,7 +117,7 @@ def matrix_options(base: list[str], mode: str, irqchip: str | None, host: Host) 
 
 
 def matrix(base: list[str] | None = None, hosts: list[str] | None = None,
-           guests: list[str] | None = None) -> list[MatrixCell]:
+           guests: list[str] | None = None, qemu: str | None = None) -> list[MatrixCell]:
     """Every host x guest x ic-mode x kernel-irqchip cell, in that order."""
     base = list(base or [])
     cells = []
@@ -117,7 +128,7 @@ def matrix(base: list[str] | None = None, hosts: list[str] | None = None,
             for mode in MATRIX_MODES:
                 for irqchip in MATRIX_IRQCHIPS:
                     words = matrix_options(base, mode, irqchip, host)
-                    outcome = resolve(parse_options(words), host, guest)
+                    outcome = resolve(parse_options(words, qemu=qemu), host, guest)
                     cells.append(MatrixCell(host.name, guest.name, mode, irqchip or "allowed",
                                             " ".join(words), outcome))
     return cells

@@ -3,8 +3,8 @@ that knows sockets, cores and threads only, as pseries does.
 
 Values are read as QEMU's options visitor reads an int64 (base 0, blanks and a sign allowed) and
 then held in C ``unsigned``: ``-smp -1`` is 4294967295 and is refused by the CPU limit, which QEMU
-prints as -1. Refusals carry QEMU's texts (checked against QEMU 7.2; the zero and "> 1" texts are
-those of QEMU 9.0 and later, the releases this model follows).
+prints as -1. Refusals carry the texts of the QEMU release modeled (releases.py): 7.2 warns about a zero
+member and names a refused level without "> 1"; 9.0 and later refuse zeros.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _int64(name: str, text: str) -> int:
     return value
 
 
-def read_smp(option: str, props: list[str]) -> dict[str, int]:
+def read_smp(option: str, props: list[str], release=None) -> dict[str, int]:
     """The members given to one -smp option, split at its commas (a leading bare value is
     ``cpus``; of a repeated member, the last)."""
     given: dict[str, int] = {}
@@ -61,22 +61,34 @@ def read_smp(option: str, props: list[str]) -> dict[str, int]:
                 raise ConfigError(f"{option}: Expected '=' after parameter '{prop}'")
             raise ConfigError(f"{option}: Invalid parameter '{prop}'")
         key, val = prop.split("=", 1)
-        if key not in PARAMETERS:
+        known = PARAMETERS if release is None else [p for p in PARAMETERS if p not in UNSUPPORTED
+                                                     or p in release.smp_levels]
+        if key not in known:
             raise ConfigError(f"Parameter 'smp.{key}' is unexpected")
         given[key] = _int64(key, val)
     return given
 
 
 def topology(given: dict[str, int], prefer_sockets: bool, machine: str,
-             max_cpus: int) -> Topology:
+             max_cpus: int, release=None) -> tuple[Topology, list[str]]:
     """machine_parse_smp_config: refuse zeros and unsupported levels, complete what is missing
     (sockets first up to pseries-6.1, cores first since 6.2; threads last), then check that the
-    product matches maxcpus, covers the boot CPUs and fits the machine."""
+    product matches maxcpus, covers the boot CPUs and fits the machine. Returns the topology and
+    the warnings printed on the way."""
+    warnings = []
+    zero = "CPU topology parameters must be greater than zero"
     if any(value == 0 for value in given.values()):
-        raise ConfigError("Invalid CPU topology: CPU topology parameters must be greater than zero")
-    for level in UNSUPPORTED:
+        if release is not None and release.smp_zero == "deprecated":
+            warnings.append(f"Deprecated CPU topology (considered invalid): {zero}")
+        else:
+            raise ConfigError(f"Invalid CPU topology: {zero}")
+    text = "{level} > 1 not supported by this machine's CPU topology"
+    levels = UNSUPPORTED
+    if release is not None:
+        text, levels = release.smp_level_text, [lv for lv in UNSUPPORTED if lv in release.smp_levels]
+    for level in levels:
         if given.get(level, 1) > 1:  # compared as the int64 given
-            raise ConfigError(f"{level} > 1 not supported by this machine's CPU topology")
+            raise ConfigError(text.format(level=level))
     cpus, sockets, cores, threads, maxcpus = (given.get(name, 0) & 0xFFFFFFFF for name in
                                               ("cpus", "sockets", "cores", "threads", "maxcpus"))
     if cpus == 0 and maxcpus == 0:
@@ -113,4 +125,4 @@ def topology(given: dict[str, int], prefer_sockets: bool, machine: str,
         shown = maxcpus - (1 << 32) if maxcpus >= 1 << 31 else maxcpus  # printed with %d
         raise ConfigError(f"Invalid SMP CPUs {shown}. The max CPUs supported by machine "
                           f"'{machine}' is {max_cpus}")
-    return Topology(cpus, sockets, cores, threads, maxcpus)
+    return Topology(cpus, sockets, cores, threads, maxcpus), warnings

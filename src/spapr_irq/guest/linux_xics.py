@@ -51,6 +51,17 @@ class XicsDriver(Driver):
             self._hcall(vcpu, "H_EOI", (0x00 << 24) | XICS_IPI)
 
     # -- sources (ics-rtas.c) ---------------------------------------------------------------------------
+    def map(self, irq: int, lsi: bool = False) -> int:
+        """irq_create_mapping (xics_host_map): nothing reaches the platform; the hardware number
+        is the vector H_XIRR returns."""
+        if lsi:
+            self.lsi.add(irq)
+        return irq
+
+    def pick_target(self) -> int:
+        """xics_get_irq_server for the default affinity: the boot CPU's server."""
+        return self.m.vcpus[0]
+
     def startup(self, irq: int, server: int, priority: int = DEFAULT_PRIORITY, lsi: bool = False
                 ) -> None:
         """request_irq: route the source to `server` at `priority`, then int-on."""

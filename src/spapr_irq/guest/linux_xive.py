@@ -70,6 +70,7 @@ class XiveDriver(Driver):
         self.cppr: dict[int, int] = {}
         self.replay: dict[int, bool] = {}  # vCPU -> the EOI-time peek found more in a queue
         self.next_eisn = IPI_EISN + 1
+        self.fuzz = 0  # xive_pick_irq_target's static counter
         self.next_queue = QUEUE_AREA
 
     def _hcall(self, vcpu: int, name: str, *args: int) -> tuple[int, ...]:
@@ -174,12 +175,27 @@ class XiveDriver(Driver):
             source.stale_p = False
         source.saved_p, source.masked = False, False
 
-    def startup(self, lisn: int, server: int, priority: int | None = None, lsi: bool = False) -> None:
-        """Map the interrupt (source info, then PQ=01 "off by default"), route it, unmask it."""
-        priority = self.priority if priority is None else priority
+    def map(self, lisn: int, lsi: bool = False) -> int:
+        """irq_create_mapping (xive_irq_domain_map): the next Linux irq number, which becomes the
+        EISN; the source's info, then PQ=01, "off by default". Returns the irq number."""
         source = self._populate(lisn, "lsi" if lsi else "msi", self.next_eisn)
         self.next_eisn += 1
         self._esb_load(self.m.vcpus[0], source, XIVE_ESB_SET_PQ_01)
+        return source.eisn
+
+    def pick_target(self) -> int:
+        """xive_pick_irq_target for an interrupt with the default affinity: a static counter
+        picks the starting CPU among the online ones (xive_find_target_in_mask)."""
+        cpu = self.m.vcpus[self.fuzz % len(self.m.vcpus)]
+        self.fuzz += 1
+        return cpu
+
+    def startup(self, lisn: int, server: int, priority: int | None = None, lsi: bool = False) -> None:
+        """Map the interrupt unless mapped already, route it, unmask it."""
+        priority = self.priority if priority is None else priority
+        if lisn not in self.sources:
+            self.map(lisn, lsi)
+        source = self.sources[lisn]
         for vcpu in {server}:
             self.ensure_queue(vcpu, priority)
         self._configure(source, server, priority)

@@ -85,7 +85,34 @@ class GuestProfile:
                              "XICS: Cannot find a Presentation Controller !")
         machine.driver = XicsDriver(machine) if mode == "xics" else XiveDriver(machine)
         machine.driver.init()
+        request_platform_irqs(machine.driver, machine.fdt)
         return mode
+
+
+def request_platform_irqs(driver, fdt: dict) -> None:
+    """What a booted pseries kernel does with the interrupts the device tree gives it, in
+    Linux's order: the EPOW event source (init_ras_IRQ, "RAS_EPOW") mapped and requested,
+    every /vdevice mapped as the VIO bus probes it, the first console's vty requested by the
+    hvc driver ("hvc_console"), then the hot-plug event source ("RAS_HOTPLUG")."""
+    def irq_of(path: str) -> int | None:
+        node = fdt.get(path)
+        return node["interrupts"][0] if node and node.get("interrupts") else None
+
+    epow = irq_of("/event-sources/epow-events")
+    if epow is not None:
+        driver.map(epow)
+        driver.startup(epow, driver.pick_target())
+    vdevices = sorted((path for path in fdt if path.startswith("/vdevice/") and irq_of(path)),
+                      key=lambda path: int(path.rsplit("@", 1)[1], 16))
+    for path in vdevices:
+        driver.map(irq_of(path))
+    ttys = [path for path in vdevices if path.startswith("/vdevice/vty@")]
+    if ttys:
+        driver.startup(irq_of(ttys[0]), driver.pick_target())
+    hotplug = irq_of("/event-sources/hot-plug-events")
+    if hotplug is not None:
+        driver.map(hotplug)
+        driver.startup(hotplug, driver.pick_target())
 
 
 GUESTS: dict[str, GuestProfile] = {g.name: g for g in (

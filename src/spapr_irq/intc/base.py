@@ -50,6 +50,19 @@ def attr_error(exc: KvmError, group: int, attr: int, write: bool = True) -> Conn
     )
 
 
+def object_pointer(name: str) -> int:
+    """A stable, pointer-shaped number standing for a QEMU object's address in `info pic` (QEMU
+    prints heap pointers with %p; a user diffing against QEMU normalises them anyway)."""
+    import zlib
+
+    return 0x5555_0000_0000 | (zlib.crc32(name.encode()) & 0xFFFF_FFF0)
+
+
+def format_pointer(value: int) -> str:
+    """glibc's %p: ``(nil)`` for NULL, else 0x and lower-case hex."""
+    return f"{value:#x}" if value else "(nil)"
+
+
 class InterruptController:
     """What the machine needs of a controller; the two subclasses are the platform's two."""
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from .. import papr
 from ..arch.xics import ICP, ICS, Xics
-from .base import ClaimError, ConnectError, GuestContext, InterruptController
+from .base import (ClaimError, ConnectError, GuestContext, InterruptController, format_pointer,
+                   object_pointer)
 from .xics_kvm import XicsKvm
 
 
@@ -245,14 +246,21 @@ class XicsController(XicsKvm, InterruptController):
         return {}
 
     # -- info pic -----------------------------------------------------------------------------------------
-    def print_info(self) -> list[str]:
+    def print_info(self, cpus: list[tuple[int, int]]) -> list[str]:
+        """hw/intc/xics.c icp_pic_print_info then ics_pic_print_info. `cpus` is (cpu index,
+        vCPU id) in CPU order: QEMU numbers the line with the index, not the server number.
+        The ``(%p)`` is the ICS that presented the pending XISR, ``(nil)`` for an IPI or none."""
+        ics_ptr = object_pointer("ics")
         lines = []
-        for vcpu_id in sorted(self.icps):
-            icp = self.icps[vcpu_id]
-            lines.append(f"CPU {vcpu_id} XIRR={icp.xirr:08x} ({icp.xirr:#x}) PP={icp.pending_priority:02x}"
+        for cpu_index, vcpu_id in cpus:
+            icp = self.icps.get(vcpu_id)
+            if icp is None:  # a vCPU not realized yet: QEMU skips it
+                continue
+            owner = format_pointer(ics_ptr if icp.xirr_owned else 0)
+            lines.append(f"CPU {cpu_index} XIRR={icp.xirr:08x} ({owner}) PP={icp.pending_priority:02x}"
                          f" MFRR={icp.mfrr:02x}")
         last = self.ics.offset + self.ics.nr_irqs - 1
-        lines.append(f"ICS {self.ics.offset:4x}..{last:4x} {'':>10}")
+        lines.append(f"ICS {self.ics.offset:4x}..{last:4x} {format_pointer(ics_ptr)}")
         for irq in self.ics.allocated():
             s = self.ics.source(irq)
             kind = "LSI" if s.lsi else "MSI"

@@ -469,19 +469,54 @@ class XiveController(XiveKvm, InterruptController):
         return {"ibm,plat-res-int-priorities": [hv_prio, 0xFF - hv_prio]}
 
     # -- info pic -----------------------------------------------------------------------------------------
-    def print_info(self) -> list[str]:
+    def print_info(self, cpus: list[tuple[int, int]]) -> list[str]:
+        """hw/intc/xive.c xive_tctx_pic_print_info for each CPU (all four rings, numbered by CPU
+        index), then hw/intc/spapr_xive.c spapr_xive_pic_print_info: each valid LISN with its PQ,
+        asserted flag, mask and EISN, and for an unmasked one the END's target and queue window."""
         lines = []
-        for vcpu_id in sorted(self.tctxs):
-            regs = self.tctxs[vcpu_id].regs
-            os_ring = regs[0x10:0x18]
-            lines.append(f"CPU[{vcpu_id:04x}]:   QW   NSR CPPR IPB LSMFB ACK# INC AGE PIPR  W2")
-            lines.append(f"CPU[{vcpu_id:04x}]: OS    {os_ring[0]:02x}   {os_ring[1]:02x}  {os_ring[2]:02x}"
-                         f"    {os_ring[3]:02x}   {os_ring[4]:02x}  {os_ring[5]:02x}  {os_ring[6]:02x}"
-                         f"   {os_ring[7]:02x}  {int.from_bytes(regs[0x18:0x1c], 'big'):08x}")
-        lines.append(f"XIVE Source {0:08x} .. {self.nr_irqs - 1:08x}")
+        for cpu_index, vcpu_id in cpus:
+            tctx = self.tctxs.get(vcpu_id)
+            if tctx is None:
+                continue
+            lines.append(f"CPU[{cpu_index:04x}]:   QW   NSR CPPR IPB LSMFB ACK# INC AGE PIPR  W2")
+            for ring, name in enumerate(("USER", "OS", "POOL", "PHYS")):
+                r = tctx.regs[ring * 16:ring * 16 + 16]
+                lines.append(f"CPU[{cpu_index:04x}]: {name:>4}    {r[0]:02x}   {r[1]:02x}  {r[2]:02x}"
+                             f"    {r[3]:02x}   {r[4]:02x}  {r[5]:02x}  {r[6]:02x}   {r[7]:02x}"
+                             f"  {int.from_bytes(r[8:12], 'big'):08x}")
+        lines.append("  LISN         PQ    EISN     CPU/PRIO EQ")
+        source = self.state.source
         for lisn in self.state.valid_lisns():
-            kind = "LSI" if lisn in self.state.source.lsi else "MSI"
-            pq = self.state.source.pq(lisn)
-            lines.append(f"  {lisn:08x} {kind} {'P' if pq & 2 else '-'}{'Q' if pq & 1 else '-'}"
-                         f" {'M' if self.state.eas(lisn) & (1 << 31) else ' '}")
+            eas = self.state.eas(lisn)
+            pq = source.pq(lisn)
+            line = (f"  {lisn:08x} {'LSI' if lisn in source.lsi else 'MSI'} "
+                    f"{'P' if pq & 2 else '-'}{'Q' if pq & 1 else '-'}"
+                    f"{'A' if source.asserted(lisn) else ' '} {'M' if eas & EAS_MASKED else ' '} "
+                    f"{eas & EAS_END_DATA_MASK:08x} ")
+            if not eas & EAS_MASKED:
+                end_idx = (eas >> EAS_END_INDEX_SHIFT) & EAS_END_INDEX_MASK
+                if end_idx < self.nr_ends and self.state.end(end_idx)[0] & END_W0_VALID:
+                    line += self._end_info(self.state.end(end_idx))
+            lines.append(line)
         return lines
+
+    def _end_info(self, end: list[int], width: int = 6) -> str:
+        """spapr_xive_end_pic_print_info and the queue window of xive_end_queue_pic_print_info:
+        the ``width`` entries ending one past the queue index, the last marked ``^``."""
+        qaddr = end_qaddr(end)
+        qindex = end[1] & END_W1_PAGE_OFF_MASK
+        qentries = 1 << (((end[0] >> END_W0_QSIZE_SHIFT) & END_W0_QSIZE_MASK) + 10)
+        target = ((end[6] & END_W6_NVT_INDEX_MASK) - papr.SPAPR_XIVE_NVT_BASE) & 0xFFFFFFFF
+        if target >= 1 << 31:
+            target -= 1 << 32  # printed with %d
+        priority = (end[7] >> END_W7_F0_PRIORITY_SHIFT) & 0xFF
+        text = (f"{target:3d}/{priority} {qindex: 6d}/{qentries:5d} @{qaddr:x} "
+                f"^{1 if end[1] & END_W1_GENERATION else 0} [ ")
+        index = (qindex - (width - 1)) & (qentries - 1)
+        for i in range(width):
+            addr = qaddr + (index << 2)
+            if not self.memory.contains(addr, 4):
+                return text  # QEMU logs "XIVE: failed to read EQ" and stops the line there
+            text += f"{'^' if i == width - 1 else ''}{self.memory.read_u32(addr):08x} "
+            index = (index + 1) & (qentries - 1)
+        return text + "]"

@@ -7,9 +7,44 @@ controllers and mode but decides nothing else.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .. import papr
 from ..errors import MachineError
 from ..intc.base import ClaimError, ConnectError
+
+
+class Device(NamedTuple):
+    """A device of the machine with an interrupt: its name, device-tree node, IRQ and trigger."""
+
+    name: str
+    node: str
+    irq: int
+    lsi: bool = False
+
+
+VIO_REG_BASE = 0x71000000  # the first VIO address QEMU hands out (spapr_vio.c)
+
+
+def default_devices(config) -> list[Device]:
+    """The devices with an interrupt that a pseries machine creates, in QEMU's order
+    (spapr_machine_init): the EPOW and hot-plug event sources (hot-plug since pseries-2.8), the VIO
+    devices (a spapr-vty per serial port, the spapr-nvram, a spapr-vlan for the default NIC, a
+    spapr-vscsi for the default CD-ROM; numbered from 0x71000000 in that order), with the default
+    PHB's four LSIs created between the NVRAM and the NIC. `irq` is the fixed number of QEMU 3.1
+    and later (VIO: 0x1100 + the address's offset); legacy machines allocate instead."""
+    early = [("spapr-vty", "vty")] * config.serial + [("spapr-nvram", "nvram")]
+    late = ([("spapr-vlan", "l-lan")] if config.nic else []) + (
+        [("spapr-vscsi", "v-scsi")] if config.cdrom else [])
+    vio = [Device(f"VIO {model}", f"/vdevice/{node}@{VIO_REG_BASE + reg:x}", papr.SPAPR_IRQ_VIO + reg)
+           for reg, (model, node) in enumerate(early + late)]
+    phb = [Device(f"PHB LSI {'ABCD'[pin]}", "/pci@800000020000000", papr.SPAPR_IRQ_PCI_LSI + pin,
+                  lsi=True) for pin in range(4)]
+    devices = [Device("EPOW", "/event-sources/epow-events", papr.SPAPR_IRQ_EPOW)]
+    if config.version >= (2, 8):
+        devices.append(Device("HOTPLUG", "/event-sources/hot-plug-events", papr.SPAPR_IRQ_HOTPLUG))
+    devices += vio[:len(early)] + phb + vio[len(early):]
+    return devices
 
 
 class MsiAllocator:
@@ -47,27 +82,16 @@ class IrqNumbers:
     """Claiming and freeing IRQ numbers on every controller (part of the Machine)."""
 
     def _claim_default_irqs(self) -> None:
-        """EPOW and HOTPLUG (MSI), the default VIO devices (vty, nvram), the default PHB's LSIs."""
-        if self.mode == "legacy":
-            wanted = [("EPOW", False), ("HOTPLUG", False), ("VIO spapr-vty", False),
-                      ("VIO spapr-nvram", False)] + [(f"PHB LSI {p}", True) for p in "ABCD"]
-            claimed = []
-            for name, lsi in wanted:
-                irq = self._legacy_find()
-                self._claim(irq, lsi)
-                self.irq_owners[irq] = name
-                claimed.append(f"{name} {irq:#x}")
-        else:
-            wanted = [(papr.SPAPR_IRQ_EPOW, False, "EPOW"), (papr.SPAPR_IRQ_HOTPLUG, False, "HOTPLUG"),
-                      (papr.SPAPR_IRQ_VIO, False, "VIO spapr-vty"),
-                      (papr.SPAPR_IRQ_VIO + 1, False, "VIO spapr-nvram")]
-            wanted += [(papr.SPAPR_IRQ_PCI_LSI + pin, True, f"PHB LSI {'ABCD'[pin]}")
-                       for pin in range(4)]
-            claimed = []
-            for irq, lsi, name in wanted:
-                self._claim(irq, lsi)
-                self.irq_owners[irq] = name
-                claimed.append(f"{name} {irq:#x}")
+        """The IRQs of the machine's own devices, in the order QEMU creates them
+        (:func:`default_devices`): fixed numbers, or first fit from 0x1000 on legacy machines."""
+        claimed = []
+        self.devices = []
+        for device in default_devices(self.config):
+            irq = self._legacy_find() if self.mode == "legacy" else device.irq
+            self._claim(irq, device.lsi)
+            self.irq_owners[irq] = device.name
+            self.devices.append(device._replace(irq=irq))
+            claimed.append(f"{device.name} {irq:#x}")
         self._step("devices", "claimed " + ", ".join(claimed))
 
     def _legacy_find(self, num: int = 1, align: bool = False) -> int:

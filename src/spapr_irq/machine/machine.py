@@ -87,6 +87,7 @@ class Machine(IrqNumbers, GuestInterface):
         self.msi = MsiAllocator()
         self.msi_blocks: dict[int, int] = {}  # first irq -> count, owned by the default PHB
         self.irq_owners: dict[int, str] = {}  # claimed external IRQ -> the device that owns it
+        self.devices: list = []  # the machine's own devices with an interrupt (irq.Device)
         self.vcpus: list[int] = []
         self._vcpu_set: set[int] = set()
         self._handlers: dict[int, object] = {}  # hcall number -> handler, filled on first use
@@ -202,7 +203,9 @@ class Machine(IrqNumbers, GuestInterface):
                    f"kernel-irqchip={config.kernel_irqchip}, -cpu {config.cpu}"
                    f"{'' if config.cpu_explicit else ' (machine default)'}"
                    f"{', max-cpu-compat=' + config.max_cpu_compat if config.max_cpu_compat else ''}"
-                   f", {config.smp_cpus} vCPU(s), maxcpus {config.max_cpus}")
+                   f", {config.smp_cpus} vCPU(s), maxcpus {config.max_cpus}; QEMU {config.qemu}")
+        for warning in config.warnings:
+            self._warn(warning)
         self._init_accel()
         if self.accel == "kvm":
             self.kvm = Kvm(host)
@@ -215,6 +218,7 @@ class Machine(IrqNumbers, GuestInterface):
         self._irq_init()
         self._init_ov5()
         self._create_vcpus()
+        self._apply_caps()
         self._claim_default_irqs()
 
     def _init_accel(self) -> None:
@@ -231,6 +235,9 @@ class Machine(IrqNumbers, GuestInterface):
                 )
             self.accel = accel
             break
+        bad = self.config.kernel_irqchip_unparsed
+        if self.accel == "kvm" and bad is not None:
+            raise MachineError(f"Parameter 'kernel-irqchip' does not accept value '{bad}'")
         self._step("accelerator", f"{self.accel} on host {self.host.name} ({self.host.describe()})",
                    "tcg" if self.accel == "tcg" else None)
         if self.accel == "tcg" and self.config.kernel_irqchip != "allowed":
@@ -247,7 +254,8 @@ class Machine(IrqNumbers, GuestInterface):
         else:
             self.cpu_model = config.cpu
         if self.cpu_model == "host" and self.accel != "kvm":
-            raise MachineError("The 'host' CPU type can only be used with KVM or HVF")
+            # The host CPU class is registered by KVM's init only (kvm_ppc_register_host_cpu_type)
+            raise MachineError(f"unable to find CPU model '{config.cpu_given or 'host'}'")
         self.cpu_family = host.cpu if self.cpu_model == "host" else CPU_MODELS[self.cpu_model]
         if not config.cpu_explicit:
             self._step("cpu", f"no -cpu: {self.cpu_model}"
@@ -256,6 +264,20 @@ class Machine(IrqNumbers, GuestInterface):
         elif config.cpu_alias == host.cpu and self.accel == "kvm":
             self._step("cpu", f"-cpu {config.cpu_alias}: under KVM the host's family alias names "
                        f"the host CPU ({host.cpu_model})")
+
+    def _apply_caps(self) -> None:
+        """spapr_caps_apply, for the one capability whose default differs by machine version:
+        cap-htm is on up to pseries-2.11 when the CPU (capped by max-cpu-compat) runs ISA 2.07,
+        and TCG has no transactional memory."""
+        config = self.config
+        htm = config.cap_htm
+        if htm is None:
+            capped = config.max_cpu_compat is not None and compat_rank(config.max_cpu_compat) < 1
+            htm = (config.version <= (2, 11) and not capped
+                   and CPU_FAMILIES.index(self.cpu_family) >= CPU_FAMILIES.index("power8"))
+        if htm and self.kvm is None:
+            raise MachineError("No Transactional Memory support in TCG",
+                               ("Try appending -machine cap-htm=off",))
 
     def _init_compat(self) -> None:
         """ppc_init_compat_all(max-cpu-compat) at every reset: a level the CPU cannot run is
@@ -282,6 +304,8 @@ class Machine(IrqNumbers, GuestInterface):
         KVM's mode divides it."""
         config = self.config
         vsmt, threads = config.vsmt, config.threads
+        if self.kvm is None and threads > 1 and config.release.tcg_smt == "refused":
+            raise MachineError("TCG cannot support more than 1 thread/core on a pseries machine")
         if self.kvm is None and threads > 1:
             compat = config.max_cpu_compat
             if (CPU_FAMILIES.index(self.cpu_family) < CPU_FAMILIES.index("power8")
@@ -609,7 +633,11 @@ class Machine(IrqNumbers, GuestInterface):
                 [23, self.advertised_byte23, 24, self._mmu_byte(), 25, 0x00, 26, 0x40])
         root = {"compatible": "qemu,pseries", "model": "IBM pSeries (emulated by qemu)"}
         root.update(self.active.root_props())
-        return {"/": root, "/chosen": chosen, "/" + name: node}
+        tree = {"/": root, "/chosen": chosen, "/" + name: node}
+        for device in self.devices:
+            if not device.lsi:  # event sources and VIO devices: one MSI-like edge interrupt each
+                tree[device.node] = {"interrupts": [device.irq, 0], "qemu,device": device.name}
+        return tree
 
     def intc_node(self) -> tuple[str, dict]:
         """The interrupt-controller node of the current device tree."""
@@ -638,17 +666,30 @@ class Machine(IrqNumbers, GuestInterface):
     def backend(self) -> str | None:
         return self.active.backend if self.active else None
 
-    def info_pic(self) -> str:
-        """Controller state in the layout of QEMU's `info pic`, then the irqchip line."""
+    def cpu_indices(self) -> list[tuple[int, int]]:
+        """(cpu index, vCPU id) of every vCPU in QEMU's CPU order: a core's threads take the
+        indices core_id + thread (spapr_create_vcpu), its ids core * vsmt + thread."""
+        threads, vsmt = self.config.threads, self.config.vsmt
+        return sorted(((v // vsmt) * threads + v % vsmt, v) for v in self.vcpus)
+
+    def info_pic(self, normalize: bool = False) -> str:
+        """The text of QEMU's `info pic`: the active controller's state, then the irqchip line.
+        `normalize` replaces pointers and run-time values as the conformance comparison does
+        (:func:`spapr_irq.monitor.normalize_info_pic`)."""
         if self.active is None:
             return "irqchip: none (machine shut down)"
         if self.active is self.xics:
             self.xics.synchronize_state()  # QEMU pulls the kernel's state before printing
         else:
             self.xive.synchronize_state(self.runstate == "running")
-        lines = self.active.print_info()
+        lines = self.active.print_info(self.cpu_indices())
         lines.append(f"irqchip: {'in-kernel' if self.active.in_kernel else 'emulated'}")
-        return "\n".join(lines)
+        text = "\n".join(lines) + "\n"
+        if normalize:
+            from ..monitor import normalize_info_pic
+
+            text = normalize_info_pic(text)
+        return text
 
     def leaks(self) -> list[Leak]:
         """What the machine holds that no owner accounts for (G3), by kind: ``kvm-fd`` (a device
