@@ -35,6 +35,11 @@ LAYERS = [
     {"machine.machine"},
     {"devices", "explore"},
     {"report"},
+    {"conform.cases", "conform.guest"},
+    {"conform.qemu"},
+    {"conform.compare"},
+    {"conform.session"},
+    {"conform.command"},
     {"cli"},
 ]
 RANK = {module: rank for rank, modules in enumerate(LAYERS) for module in modules}

@@ -27,7 +27,7 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "hosts", "guests")
+COMMANDS = ("resolve", "explain", "matrix", "conform", "hosts", "guests")
 
 
 class UsageError(Exception):
@@ -143,6 +143,16 @@ def parse_args(argv: list[str]) -> Args:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "conform":
+        from .conform.command import main as conform_main
+
+        try:
+            return conform_main(argv[1:])
+        except InputError as exc:
+            print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            return 0
     try:
         args = parse_args(argv)
         return _run(args)

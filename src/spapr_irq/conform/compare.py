@@ -1,0 +1,107 @@
+"""The model's answer to a case, and its comparison with what the real QEMU did.
+
+Both sides are reduced to the same :class:`Observation`: QEMU's exit status and error text, the
+``ic-mode`` property, ``info pic`` normalised before CAS and after each boot, and what the guest
+saw (its interrupt mode, the interrupt-controller node and its compatible string). Warnings are
+compared too, but for the spectre capability warnings TCG always prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import parse_options
+from ..errors import ConfigError, MachineError
+from ..host.host import Host, parse_host
+from ..machine.machine import Machine
+from ..monitor import normalize_info_pic
+from .cases import Case
+from .guest import parse_report
+from .qemu import Run
+
+
+@dataclass
+class Observation:
+    status: int  # 0 ran, 1 QEMU refused
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    ic_mode: str | None = None
+    pic_pre: str | None = None
+    boots: list[dict] = field(default_factory=list)  # per boot: mode, dt node, compatible, pic
+
+
+def observe_run(run: Run) -> Observation:
+    """What the real QEMU showed, in comparable form."""
+    if run.status is not None:
+        return Observation(run.status or 0, "\n".join(run.errors) or None, list(run.warnings))
+    boots = []
+    for console, pic in zip(run.console, run.pic_post):
+        report = parse_report(console) or {}
+        boots.append({"mode": report.get("mode"), "dt_nodes": report.get("dt_nodes"),
+                      "dt_compatible": report.get("dt_compatible"),
+                      "pic": normalize_info_pic(pic)})
+    return Observation(0, None, list(run.warnings), run.ic_mode, normalize_info_pic(run.pic_pre or ""),
+                       boots)
+
+
+def _guest_view(machine: Machine) -> dict:
+    path, node = machine.intc_node()
+    return {"mode": machine.interrupt_mode, "dt_nodes": [path.lstrip("/").split("@")[0]],
+            "dt_compatible": [node["compatible"]],
+            "pic": machine.info_pic(normalize=True)}
+
+
+def observe_model(case: Case, qemu: str, host: Host | str = "tcg") -> Observation:
+    """The model's prediction for `case` under QEMU release `qemu` on `host`."""
+    host = host if isinstance(host, Host) else parse_host(host)
+    try:
+        config = parse_options(list(case.options), qemu=qemu)
+    except ConfigError as exc:
+        return Observation(1, exc.text)
+    machine = Machine(config, host)
+    try:
+        machine.start()
+        observed = Observation(0, None, [], machine.mode, machine.info_pic(normalize=True))
+        for boot in range(2 if case.reset else 1):
+            if boot:
+                machine.reset()
+            machine.boot(case.guest)
+            observed.boots.append(_guest_view(machine))
+    except MachineError as exc:
+        return Observation(1, exc.text, list(machine.warnings))
+    observed.warnings = list(machine.warnings)
+    return observed
+
+
+def differences(real: Observation, model: Observation) -> list[str]:
+    """Each way the model's observation differs from the real one, as a line of text."""
+    out = []
+    if real.status != model.status:
+        out.append(f"exit status: QEMU {real.status}, model {model.status}")
+    if (real.error or "") != (model.error or ""):
+        out.append(f"error: QEMU {real.error!r}, model {model.error!r}")
+    if real.warnings != model.warnings:
+        out.append(f"warnings: QEMU {real.warnings}, model {model.warnings}")
+    if real.status or model.status:
+        return out
+    if real.ic_mode != model.ic_mode:
+        out.append(f"ic-mode property: QEMU {real.ic_mode!r}, model {model.ic_mode!r}")
+    if real.pic_pre != model.pic_pre:
+        out.append("info pic before CAS differs:\n" + _diff(real.pic_pre, model.pic_pre))
+    if len(real.boots) != len(model.boots):
+        out.append(f"boots: QEMU {len(real.boots)}, model {len(model.boots)}")
+    for n, (a, b) in enumerate(zip(real.boots, model.boots), 1):
+        for key in ("mode", "dt_nodes", "dt_compatible"):
+            if a[key] != b[key]:
+                out.append(f"boot {n} {key}: QEMU {a[key]!r}, model {b[key]!r}")
+        if a["pic"] != b["pic"]:
+            out.append(f"boot {n} info pic differs:\n" + _diff(a["pic"], b["pic"]))
+    return out
+
+
+def _diff(real: str | None, model: str | None) -> str:
+    import difflib
+
+    lines = difflib.unified_diff((real or "").splitlines(), (model or "").splitlines(), "qemu",
+                                 "model", lineterm="", n=1)
+    return "\n".join("    " + line for line in lines)

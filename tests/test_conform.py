@@ -1,0 +1,154 @@
+"""spapr-irq conform: recorded real runs compared with the model, the comparison itself, and real
+boots of QEMU when it and the guest are installed (`make conform-setup`; CI installs them)."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from spapr_irq.conform.cases import Case, default_cases, load_cases
+from spapr_irq.conform.compare import differences, observe_model, observe_run
+from spapr_irq.conform.guest import BEGIN, END, INIT, build_initramfs, parse_report
+from spapr_irq.conform.qemu import Run, _stderr_lines
+from spapr_irq.errors import InputError
+
+DATA = Path(__file__).parent / "data" / "conform"
+RECORDED = sorted(DATA.glob("*.json"))
+CASES = {case.name: case for case in default_cases()}
+
+
+def recorded(path: Path) -> Run:
+    return Run.from_dict(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)
+def test_recorded_real_qemu_7_2_run_agrees_with_the_model(path):
+    run = recorded(path)
+    assert differences(observe_run(run), observe_model(CASES[run.case], "7.2")) == []
+
+
+def test_recorded_runs_hold_qmp_transcripts_of_the_real_binary():
+    run = recorded(DATA / "dual-reset.json")
+    commands = [step["execute"] for step in run.transcript]
+    assert commands[:3] == ["qom-get", "human-monitor-command", "cont"]
+    assert "system_reset" in commands and commands[-1] == "quit"
+    assert len(run.console) == len(run.pic_post) == 2
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: replace(r, ic_mode="xics"), "ic-mode property: QEMU 'xics', model 'xive'"),
+    (lambda r: replace(r, pic_pre=r.pic_pre.replace("00001203 LSI", "00001203 MSI")),
+     "info pic before CAS"),
+    (lambda r: replace(r, console=[c.replace("XIVE-IRQ", "XICS").replace("XIVE-IPI", "XICS")
+                                   for c in r.console]), "boot 1 mode: QEMU 'xics', model 'xive'"),
+    (lambda r: replace(r, warnings=["kernel_irqchip allowed but unavailable"]), "warnings:"),
+    (lambda r: replace(r, status=1, errors=["boom"]), "exit status: QEMU 1, model 0"),
+])
+def test_the_comparison_reports_each_kind_of_difference(change, expected):
+    run = change(recorded(DATA / "7.2-power9-xive.json"))
+    found = differences(observe_run(run), observe_model(CASES["7.2-power9-xive"], "7.2"))
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_a_refusal_is_compared_by_status_and_text():
+    run = recorded(DATA / "refuse-htm.json")
+    assert (run.status, run.errors) == (1, ["No Transactional Memory support in TCG",
+                                            "Try appending -machine cap-htm=off"])
+    model = observe_model(CASES["refuse-htm"], "7.2")
+    assert (model.status, model.error) == (1, "\n".join(run.errors))
+    other = observe_model(Case("x", ("-M", "pseries-2.11,cap-htm=off", "-cpu", "POWER8")), "7.2")
+    assert differences(observe_run(run), other)[0] == "exit status: QEMU 1, model 0"
+
+
+def test_stderr_keeps_errors_and_warnings_and_drops_only_the_tcg_capability_warnings():
+    text = ("qemu-system-ppc64: warning: TCG doesn't support requested feature, cap-cfpc=workaround\n"
+            "qemu-system-ppc64: warning: kernel_irqchip allowed but unavailable\n"
+            "qemu-system-ppc64: No Transactional Memory support in TCG\n"
+            "Try appending -machine cap-htm=off\n")
+    assert _stderr_lines(text) == (["No Transactional Memory support in TCG",
+                                    "Try appending -machine cap-htm=off"],
+                                   ["kernel_irqchip allowed but unavailable"])
+
+
+def test_the_guest_report_names_mode_node_and_chips():
+    report = parse_report(recorded(DATA / "7.2-power9-dual-xiveoff.json").console[0])
+    assert report["mode"] == "xics" and report["dt_nodes"] == ["interrupt-controller"]
+    assert report["dt_compatible"] == ["IBM,ppc-xicp"]
+    assert parse_report("no marker") is None
+
+
+def test_the_initramfs_is_a_newc_archive_with_busybox_and_init(tmp_path):
+    busybox = tmp_path / "busybox"
+    busybox.write_bytes(b"\x7fELF-not-really")
+    build_initramfs(busybox, tmp_path / "initrd.gz")
+    data = gzip.decompress((tmp_path / "initrd.gz").read_bytes())
+    assert data.startswith(b"070701") and b"TRAILER!!!" in data
+    assert b"bin/busybox\0" in data and INIT.encode() in data
+    assert BEGIN in INIT and END in INIT
+
+
+def test_the_default_case_set_covers_what_the_issue_names():
+    cases = default_cases()
+    assert len(cases) >= 40 and len(CASES) == len(cases)
+    names = " ".join(CASES)
+    for needed in ("xics", "xive", "dual", "xiveoff", "refuse", "reset", "legacy"):
+        assert needed in names
+    assert len({case.options[1].split(",")[0] for case in cases}) >= 8  # machine types
+
+
+@given(st.text(max_size=200))
+def test_a_malformed_case_file_is_refused_clearly(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("cases") / "cases.toml"
+    path.write_text(text)
+    try:
+        cases = load_cases(path)
+    except InputError as exc:
+        assert str(path) in exc.text
+    else:
+        assert cases and all(isinstance(case, Case) for case in cases)
+
+
+def test_a_case_file_is_read(tmp_path):
+    path = tmp_path / "cases.toml"
+    path.write_text('[[case]]\nname = "x"\noptions = "-M pseries,ic-mode=xive -cpu POWER9"\n'
+                    'append = "xive=off"\nreset = true\n')
+    assert load_cases(path) == [Case("x", ("-M", "pseries,ic-mode=xive", "-cpu", "POWER9"),
+                                     "xive=off", True)]
+    path.write_text('[[case]]\nname = "x"\noptions = "-M pseries"\nbogus = 1\n')
+    with pytest.raises(InputError, match="unknown key bogus"):
+        load_cases(path)
+
+
+# --- real boots ---------------------------------------------------------------------------------------
+
+GUEST = Path(__file__).resolve().parent.parent / ".conform"
+BINARY = shutil.which("qemu-system-ppc64")
+INSTALLED = BINARY is not None and (GUEST / "vmlinux").is_file() and (GUEST / "initrd.gz").is_file()
+REAL = ["7.2-power9-xics", "7.2-power9-xive", "7.2-power9-dual", "7.2-power9-dual-xiveoff",
+        "refuse-legacy-ic-mode", "dual-reset"]
+
+
+def test_ci_has_the_real_qemu_and_guest():
+    """CI installs them (make conform-setup in .ci/run): the real boots below must not be skipped."""
+    if os.environ.get("CI") == "true":
+        assert INSTALLED, "make conform-setup did not install QEMU and the guest"
+
+
+@pytest.mark.skipif(not INSTALLED, reason="needs make conform-setup (QEMU and the guest)")
+def test_real_qemu_agrees_with_the_model_on_six_boots():
+    from spapr_irq.conform.session import qemu_release, run_cases
+
+    version, release = qemu_release(BINARY)
+    results = asyncio.run(run_cases(BINARY, release, [CASES[name] for name in REAL],
+                                    GUEST / "vmlinux", GUEST / "initrd.gz", jobs=2))
+    assert {r.case.name: r.diffs for r in results} == {name: [] for name in REAL}
+    assert sum(r.booted for r in results) == 6  # 4 single boots, the reset case twice, 1 refusal
