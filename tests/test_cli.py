@@ -236,3 +236,34 @@ def test_a_bad_fault_is_refused_with_exit_status_2(capsys, fault, message):
 def test_fault_is_only_for_resolve_and_explain(capsys):
     status, _, err = run(capsys, "matrix", "--fault", "create_device:ENOMEM")
     assert status == 2 and "--fault is for resolve and explain" in err
+
+
+def test_pic_prints_the_models_info_pic_after_boot_and_before_cas(capsys):
+    status, out, _ = run(capsys, "pic", "-M", "pseries,ic-mode=xics", "-cpu", "POWER9", "-smp", "2",
+                         "--host", "tcg", "--qemu", "7.2")
+    assert status == 0 and out.startswith("CPU 0 XIRR=ff000000 ((nil))")  # CPPR opened by Linux
+    assert "  1000 MSI 05 00\n" in out and out.endswith("irqchip: emulated\n")
+    status, out, _ = run(capsys, "pic", "-M", "pseries,ic-mode=xics", "--host", "tcg", "--before-cas")
+    assert status == 0 and out.startswith("CPU 0 XIRR=00000000 ((nil))")
+
+
+def test_pic_normalize_of_a_saved_qemu_text_equals_the_models(capsys, tmp_path):
+    from pathlib import Path
+
+    saved = Path(__file__).parent / "data" / "qemu-7.2" / "qemu-xive-post.txt"
+    status, real, _ = run(capsys, "pic", "--normalize", "--file", str(saved))
+    assert status == 0
+    status, model, _ = run(capsys, "pic", "-M", "pseries,ic-mode=xive", "-cpu", "POWER9", "-smp", "2",
+                           "-vga", "none", "-nographic", "--host", "tcg", "--qemu", "7.2",
+                           "--normalize")
+    assert status == 0 and model == real
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pic", "--file", "x", "--host", "tcg"], "pic --file normalises a saved `info pic`"),
+    (["pic", "--file", "/nonexistent/x"], "--file /nonexistent/x: No such file or directory"),
+    (["resolve", "--normalize"], "--normalize, --before-cas and --file are for pic"),
+])
+def test_pic_refuses_bad_arguments(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert (status, out) == (2, "") and err.startswith(f"spapr-irq: {message}")

@@ -3,6 +3,8 @@
     spapr-irq resolve [QEMU options] --host PRESET --guest PROFILE [--fault CALL:ERRNO[:N]] [--json]
     spapr-irq explain [QEMU options] --host PRESET --guest PROFILE [--fault CALL:ERRNO[:N]]
     spapr-irq matrix  [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
+    spapr-irq pic     [QEMU options] [--host H] [--guest G] [--before-cas] [--normalize]
+    spapr-irq pic     --normalize --file FILE|-
     spapr-irq conform [--qemu-binary PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
     resolve, explain and matrix take --qemu VERSION (7.2, 10.1): the QEMU release modeled.
@@ -27,7 +29,7 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "conform", "hosts", "guests")
+COMMANDS = ("resolve", "explain", "matrix", "pic", "conform", "hosts", "guests")
 
 
 class UsageError(Exception):
@@ -44,10 +46,13 @@ class Args:
     format: str = "text"
     faults: list[tuple[str | None, int, int]] = field(default_factory=list)
     qemu_release: str | None = None
+    normalize: bool = False
+    before_cas: bool = False
+    file: str | None = None
 
 
 _VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults",
-           "--qemu": "qemu_release"}
+           "--qemu": "qemu_release", "--file": "file"}
 
 
 def parse_fault(text: str) -> tuple[str | None, int, int]:
@@ -103,6 +108,8 @@ def parse_args(argv: list[str]) -> Args:
                 args.format = value
             elif name == "--fault":
                 args.faults.append(parse_fault(value))
+            elif name == "--file":
+                args.file = value
             elif name == "--qemu":
                 from .releases import RELEASES
 
@@ -115,6 +122,10 @@ def parse_args(argv: list[str]) -> Args:
             continue
         if word == "--json":
             args.json = True
+        elif word == "--normalize":
+            args.normalize = True
+        elif word == "--before-cas":
+            args.before_cas = True
         elif word in ("-h", "--help"):
             raise UsageError("")
         elif word.startswith("--") and word not in ("--enable-kvm", "--machine", "--cpu", "--smp",
@@ -136,6 +147,12 @@ def parse_args(argv: list[str]) -> Args:
             raise UsageError(f"--json is not an option of {command}")
     if command in ("hosts", "guests") and (args.qemu or args.hosts or args.guests):
         raise UsageError(f"{command} takes no arguments")
+    if command != "pic" and (args.normalize or args.before_cas or args.file):
+        raise UsageError(f"--normalize, --before-cas and --file are for pic, not {command}")
+    if command == "pic" and args.file and (args.qemu or args.hosts or args.guests or args.before_cas):
+        raise UsageError("pic --file normalises a saved `info pic`; it takes no machine")
+    if command == "pic" and (len(args.hosts) > 1 or len(args.guests) > 1):
+        raise UsageError("pic takes one --host and one --guest")
     if args.faults and command not in ("resolve", "explain"):
         raise UsageError(f"--fault is for resolve and explain, not {command}")
     return args
@@ -185,6 +202,8 @@ def _run(args: Args) -> int:
         for name, guest in GUESTS.items():
             print(f"{name:16} {guest.description}")
         return 0
+    if args.command == "pic":
+        return _pic(args)
     if args.command == "matrix":
         cells = matrix(args.qemu, args.hosts or None, args.guests or None, qemu=args.qemu_release)
         render = {"text": matrix_text, "markdown": matrix_markdown, "json": matrix_json}[args.format]
@@ -208,6 +227,35 @@ def _run(args: Args) -> int:
             print(f"error at {outcome.stage} (modeled: QEMU {outcome.qemu}): {outcome.error}",
                   file=sys.stderr)
     return 0 if outcome.result == "ok" else 1
+
+
+def _pic(args: Args) -> int:
+    """The model's `info pic` after the guest booted (or before CAS); or a saved one normalised."""
+    from .monitor import normalize_info_pic
+
+    if args.file:
+        try:
+            text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()
+        except OSError as exc:
+            raise UsageError(f"--file {args.file}: {exc.strerror}") from None
+        sys.stdout.write(normalize_info_pic(text))
+        return 0
+    from .config import parse_options
+    from .errors import MachineError
+    from .host.host import parse_host
+    from .machine.machine import Machine
+
+    config = parse_options(args.qemu, qemu=args.qemu_release)
+    machine = Machine(config, parse_host(args.hosts[0] if args.hosts else DEFAULT_HOST))
+    try:
+        machine.start()
+        if not args.before_cas:
+            machine.boot(args.guests[0] if args.guests else DEFAULT_GUEST)
+    except MachineError as exc:
+        print(f"error at {exc.stage} (modeled: QEMU {config.qemu}): {exc.text}", file=sys.stderr)
+        return 1
+    sys.stdout.write(machine.info_pic(normalize=args.normalize))
+    return 0
 
 
 if __name__ == "__main__":
