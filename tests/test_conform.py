@@ -152,3 +152,31 @@ def test_real_qemu_agrees_with_the_model_on_six_boots():
                                     GUEST / "vmlinux", GUEST / "initrd.gz", jobs=2))
     assert {r.case.name: r.diffs for r in results} == {name: [] for name in REAL}
     assert sum(r.booted for r in results) == 6  # 4 single boots, the reset case twice, 1 refusal
+
+
+def test_kvm_conformance_needs_a_power_host(monkeypatch):
+    from spapr_irq.conform import session
+
+    assert session.host_for("tcg") == "tcg"
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    with pytest.raises(InputError, match="needs a POWER host running KVM; this machine is x86_64"):
+        session.host_for("kvm")
+
+
+def test_kvm_capabilities_are_none_without_a_kvm_device(tmp_path):
+    from spapr_irq.conform.session import kvm_capabilities
+
+    assert kvm_capabilities(str(tmp_path / "no-kvm")) == {92: None, 169: None}
+
+
+def test_a_binary_that_is_not_qemu_is_bad_input(tmp_path):
+    from spapr_irq.conform.session import qemu_release
+
+    fake = tmp_path / "qemu"
+    fake.write_text("#!/bin/sh\necho 'QEMU emulator version 6.1.0'\n")
+    fake.chmod(0o755)
+    with pytest.raises(InputError, match="is QEMU 6.1.0: this model reproduces QEMU 7.2, 10.1"):
+        qemu_release(str(fake))
+    fake.write_text("#!/bin/sh\necho hello\n")
+    with pytest.raises(InputError, match="not a QEMU binary"):
+        qemu_release(str(fake))

@@ -5,7 +5,7 @@
     spapr-irq matrix  [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
     spapr-irq pic     [QEMU options] [--host H] [--guest G] [--before-cas] [--normalize]
     spapr-irq pic     --normalize --file FILE|-
-    spapr-irq conform [--qemu-binary PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
+    spapr-irq conform [--qemu PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
     resolve, explain and matrix take --qemu VERSION (7.2, 10.1): the QEMU release modeled.
     spapr-irq hosts | guests

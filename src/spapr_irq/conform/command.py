@@ -21,8 +21,9 @@ def parser() -> argparse.ArgumentParser:
                     "exit status and error, the ic-mode property, `info pic` (normalised) before "
                     "CAS and after boot, the guest's interrupt mode and device-tree node, warnings.",
         epilog="Exit status: 0 no difference, 1 a difference, 2 bad input or nothing to run.")
-    p.add_argument("--qemu-binary", metavar="PATH", help="the QEMU to run (default: "
-                   "qemu-system-ppc64 on PATH)")
+    p.add_argument("--qemu", "--qemu-binary", dest="qemu_binary", metavar="PATH",
+                   help="the QEMU to run (default: qemu-system-ppc64 on PATH); the release it is "
+                        "(from --version) is the release modeled")
     p.add_argument("--kernel", type=Path, metavar="VMLINUX",
                    help=f"ppc64le guest kernel (default: {DEFAULT_GUEST_DIR}/vmlinux)")
     p.add_argument("--initrd", type=Path, metavar="INITRD",

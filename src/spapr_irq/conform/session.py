@@ -4,6 +4,7 @@ model asked the same, and a table of agreements and differences."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import time
@@ -11,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..host.kvm import host_capability
+from ..host.uapi import KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE
+
+KVM_CHECK_EXTENSION = 0xAE03  # _IO(KVMIO, 0x03)
 from ..releases import RELEASES
 from .cases import Case
 from .compare import differences, observe_model, observe_run
@@ -66,8 +71,36 @@ def host_for(accel: str) -> str:
     compatible = Path("/proc/device-tree/compatible")
     nested = compatible.exists() and b"pseries" in compatible.read_bytes()
     name = f"kvm:cpu={cpu},kernel={major}.{minor}{',nested=yes' if nested else ''}"
-    parse_host(name)  # a host the model cannot describe is bad input here, not a crash later
+    host = parse_host(name)  # a host the model cannot describe is bad input, not a crash later
+    real = kvm_capabilities()
+    for cap, label in ((KVM_CAP_IRQ_XICS, "KVM_CAP_IRQ_XICS"),
+                       (KVM_CAP_PPC_IRQ_XIVE, "KVM_CAP_PPC_IRQ_XIVE")):
+        model = bool(host_capability(host, cap))
+        if real.get(cap) is not None and bool(real[cap]) != model:
+            raise InputError(f"this kernel answers {label}={int(real[cap])} but the model of "
+                             f"{name} answers {int(model)}: the model cannot stand for this host")
     return name
+
+
+def kvm_capabilities(device: str = "/dev/kvm") -> dict[int, int | None]:
+    """KVM_CHECK_EXTENSION on the system fd for the two interrupt capabilities; None when the
+    kernel cannot be asked (no /dev/kvm). On PowerPC KVM answers these on the system fd too."""
+    import fcntl
+
+    answers: dict[int, int | None] = {}
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return {KVM_CAP_IRQ_XICS: None, KVM_CAP_PPC_IRQ_XIVE: None}
+    try:
+        for cap in (KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE):
+            try:
+                answers[cap] = fcntl.ioctl(fd, KVM_CHECK_EXTENSION, cap)
+            except OSError:
+                answers[cap] = None
+    finally:
+        os.close(fd)
+    return answers
 
 
 async def run_cases(binary: str, release: str, cases: list[Case], kernel: Path | None,
