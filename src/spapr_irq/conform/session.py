@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,8 +132,3 @@ def summary(results: list[Result], seconds: float) -> str:
     return (f"{len(results)} cases, {agree} agree, {len(results) - agree} differ; "
             f"{boots} guest boots; {seconds:.1f} s")
 
-
-def timed(fn):
-    start = time.monotonic()
-    value = fn()
-    return value, time.monotonic() - start
