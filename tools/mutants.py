@@ -168,7 +168,7 @@ MUTANTS = [
     Mutant("connect-fault-before-its-checks", "host/device.py",
            "        if self._early_check(server):\n            return set()\n", ""),
     Mutant("smp-always-cores-first", "config.py",
-           "version <= (6, 1), mtype, MAX_CPUS)", "False, mtype, MAX_CPUS)"),
+           "version <= (6, 1), mtype, MAX_CPUS, release)", "False, mtype, MAX_CPUS, release)"),
     Mutant("smp-threads-check-at-parse-time", "smp.py",
            "    return Topology(cpus, sockets, cores, threads, maxcpus)",
            "    if cpus % threads:\n"
