@@ -182,3 +182,13 @@ def test_a_binary_that_is_not_qemu_is_bad_input(tmp_path):
     fake.write_text("#!/bin/sh\necho hello\n")
     with pytest.raises(InputError, match="not a QEMU binary"):
         qemu_release(str(fake))
+
+
+def test_the_model_reads_the_whole_command_line_the_runner_gives_qemu():
+    """-nodefaults drops the default serial port, but the runner's -serial file: is a port: QEMU
+    has a vty and the NVRAM (0x1100, 0x1101) and no NIC or CD-ROM; so does the prediction."""
+    model = observe_model(Case("x", ("-M", "pseries,ic-mode=xics", "-cpu", "POWER9", "-nodefaults")),
+                          "7.2")
+    lines = model.pic_pre.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  1")] == \
+        ["1000", "1001", "1100", "1101", "1200", "1201", "1202", "1203"]

@@ -9,6 +9,7 @@ compared too, but for the spectre capability warnings TCG always prints.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import parse_options
 from ..errors import ConfigError, MachineError
@@ -17,7 +18,7 @@ from ..machine.machine import Machine
 from ..monitor import normalize_info_pic
 from .cases import Case
 from .guest import parse_report
-from .qemu import Run
+from .qemu import Run, command_line
 
 
 @dataclass
@@ -51,11 +52,14 @@ def _guest_view(machine: Machine) -> dict:
             "pic": machine.info_pic(normalize=True)}
 
 
-def observe_model(case: Case, qemu: str, host: Host | str = "tcg") -> Observation:
-    """The model's prediction for `case` under QEMU release `qemu` on `host`."""
+def observe_model(case: Case, qemu: str, host: Host | str = "tcg", accel: str = "tcg") -> Observation:
+    """The model's prediction for `case` under QEMU release `qemu` on `host`, given the whole
+    command line the runner gives QEMU (its -serial, -kernel, -append, ... included)."""
     host = host if isinstance(host, Host) else parse_host(host)
+    words = command_line("qemu-system-ppc64", case, Path("vmlinux"), Path("initrd"), accel,
+                         Path("console.log"), Path("qmp.sock"))[1:]
     try:
-        config = parse_options(list(case.options), qemu=qemu)
+        config = parse_options(words, qemu=qemu)
     except ConfigError as exc:
         return Observation(1, exc.text)
     machine = Machine(config, host)

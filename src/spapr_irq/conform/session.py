@@ -115,7 +115,7 @@ async def run_cases(binary: str, release: str, cases: list[Case], kernel: Path |
                 on_start(case)
             try:
                 run = await run_case(binary, case, kernel, initrd, accel)
-                diffs = differences(observe_run(run), observe_model(case, release, host))
+                diffs = differences(observe_run(run), observe_model(case, release, host, accel))
             except (RuntimeError, TimeoutError) as exc:
                 run, diffs = Run(case.name), [f"the real run failed: {exc}"]
             result = Result(case, run, diffs)
