@@ -81,3 +81,11 @@ class GuestMemory:
 
     def write_be(self, addr: int, size: int, value: int) -> None:
         self.write(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "big"))
+
+    def pages(self) -> dict[int, bytes]:
+        """Every page that was ever written, by page number (what migration sends)."""
+        return {number: bytes(data) for number, data in self._pages.items()}
+
+    def replace_pages(self, pages: dict[int, bytes]) -> None:
+        """Make RAM exactly `pages` (an incoming migration); the caller checked the numbers."""
+        self._pages = {number: bytearray(data) for number, data in pages.items()}

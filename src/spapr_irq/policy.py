@@ -66,6 +66,10 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("cas-switch", "G3",
          "The mode the guest chose becomes active inside CAS (QEMU 5.0 and later): the old "
          "controller is deactivated, its KVM device closed, then the new one is activated."),
+    Rule("post-load", "G5",
+         "After an incoming migration the active controller is the one the migrated CAS result "
+         "asks for (spapr_irq_post_load), connected to the destination's KVM as its "
+         "kernel-irqchip allows, and the state is pushed into it."),
     Rule("reset-boot-mode", "G3",
          "A machine reset forgets the CAS result, so a dual machine is back in XICS until the "
          "next CAS; the KVM device is re-created only when the active controller changes."),

@@ -114,6 +114,24 @@ class ICS:
             self._items = [(irq, self._irqs[irq]) for irq in self.allocated()]
         return self._items
 
+    def records(self) -> list[tuple[int, int, int, int, int]]:
+        """The ics vmstate array: (server, priority, saved_priority, status, flags) of every
+        source, untouched ones at their initial values."""
+        blank = IcsIrq()
+        out = []
+        for irq in range(self.offset, self.offset + self.nr_irqs):
+            s = self._irqs.get(irq, blank)
+            out.append((s.server, s.priority, s.saved_priority, s.status, s.flags))
+        return out
+
+    def restore(self, records: list[tuple[int, int, int, int, int]]) -> None:
+        """Load the ics vmstate array (its length is this ICS's nr_irqs, checked by the loader)."""
+        assert len(records) == self.nr_irqs
+        blank = (0, 0xFF, 0xFF, 0, 0)
+        self._irqs = {self.offset + n: IcsIrq(*record) for n, record in enumerate(records)
+                      if tuple(record) != blank}
+        self._order = self._items = None
+
     def reset(self) -> None:
         """Device reset: every source masked and idle, allocation flags kept."""
         for s in self._irqs.values():

@@ -217,11 +217,33 @@ class XicsController(XicsKvm, InterruptController):
             source = self.ics.source(irq)
             source.server, source.priority, source.saved_priority = server, priority, saved
             source.status, source.flags = status, flags
-        for vcpu, (xirr, pending, mfrr) in state["icp"].items():
+        self._load_icps(state["icp"])
+        self.push_loaded_state()
+
+    # -- migration (vmstate ics, icp/server) ---------------------------------------------------------------
+    def save_state(self) -> dict:
+        """The whole ics array and every icp/server, with QEMU's copy pulled from KVM first."""
+        self.synchronize_state()
+        return {"ics": self.ics.records(),
+                "icp": {vcpu: (icp.xirr, icp.pending_priority, icp.mfrr)
+                        for vcpu, icp in self.icps.items()}}
+
+    def load_state(self, state: dict) -> None:
+        """Set QEMU's copy from a migration stream; the vCPUs the stream does not name keep
+        their reset state. Nothing reaches KVM until push_loaded_state()."""
+        self.ics.restore(state["ics"])
+        self._load_icps({vcpu: icp for vcpu, icp in state["icp"].items() if vcpu in self.icps})
+
+    def _load_icps(self, icps: dict) -> None:
+        for vcpu, (xirr, pending, mfrr) in icps.items():
             icp = self.icps[vcpu]
             icp.xirr, icp.pending_priority, icp.mfrr = xirr, pending, mfrr
             icp.xirr_owned = False  # not migrated
             icp.output = bool(icp.xisr) and pending < icp.cppr
+
+    def push_loaded_state(self) -> None:
+        """After a load: in KVM every source and ICP is set (ics/icp post_load); emulated, every
+        ICP resends (xics_spapr_post_load)."""
         if self.in_kernel:
             for irq in self.ics.allocated():
                 self._push_source(irq)

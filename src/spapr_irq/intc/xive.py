@@ -431,13 +431,42 @@ class XiveController(XiveKvm, InterruptController):
         config), then the vCPU contexts (kvmppc_xive_post_load)."""
         if set(state["tctx"]) != set(self.tctxs) or len(state["source"]) != self.nr_irqs:
             raise ConnectError("XIVE state does not match this machine's sources and vCPUs")
-        self.state.eat = dict(state["eat"])
-        self.state.endt = {idx: list(end) for idx, end in state["endt"].items()}
+        self.load_state(state)
+        self.push_loaded_state()
+
+    # -- migration (vmstate spapr-xive, xive-source, xive-tctx) ---------------------------------------------
+    def save_state(self) -> dict:
+        """The whole EAT and ENDT, the source status bytes and every vCPU's rings, with QEMU's
+        copy synchronized from KVM (the VM is stopped)."""
+        state = self.pre_save()
+        state["eat"] = [state["eat"].get(lisn, 0) for lisn in range(self.nr_irqs)]
+        reset = end_reset_value()
+        state["endt"] = [state["endt"].get(idx, reset) for idx in range(self.nr_ends)]
+        return state
+
+    def load_state(self, state: dict) -> None:
+        """Set QEMU's copy from a migration stream (EAT and ENDT dense or sparse); vCPUs the
+        stream does not name keep their reset state. Nothing reaches KVM until
+        push_loaded_state()."""
+        eat, endt = state["eat"], state["endt"]
+        if isinstance(eat, list):
+            eat = {lisn: eas for lisn, eas in enumerate(eat) if eas}
+        if isinstance(endt, list):
+            reset = end_reset_value()
+            endt = {idx: end for idx, end in enumerate(endt) if list(end) != reset}
+        self.state.eat = dict(eat)
+        self.state.endt = {idx: list(end) for idx, end in endt.items()}
         self.state.source.status[:] = state["source"]
         for vcpu, regs in state["tctx"].items():
+            if vcpu not in self.tctxs:
+                continue
             self.tctxs[vcpu].regs[:] = regs
             tctx = self.tctxs[vcpu]
             tctx.output = bool(regs[0x10] & 0x80)
+
+    def push_loaded_state(self) -> None:
+        """kvmppc_xive_post_load when in-kernel: the queues first, then every valid source
+        (reset, then its EAS), then each vCPU's thread context."""
         if not self.in_kernel:
             return
         for end_idx, end in sorted(self.state.endt.items()):

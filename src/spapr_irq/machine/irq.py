@@ -127,8 +127,10 @@ class IrqNumbers:
 
     def claim_irq(self, irq: int, lsi: bool = False) -> None:
         """Claim an external IRQ number (0x1000-0x1fff) as MSI or LSI in every controller, as a
-        device does when it is realized; a failure is the device's, the machine runs on."""
-        self._require_running("claim an IRQ")
+        device does when it is realized; a failure is the device's, the machine runs on. An
+        incoming machine realizes its devices before the stream arrives: it may claim too."""
+        if self.runstate != "inmigrate":
+            self._require_running("claim an IRQ")
         self._check_xirq(irq)
         try:
             self._claim(irq, lsi)

@@ -28,6 +28,7 @@ from ..policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchi
                       mode_has_xics, mode_has_xive)
 from .dispatch import DispatchTable, GuestInterface
 from .irq import IrqNumbers, MsiAllocator
+from .migration import Migration
 
 RAM_SIZE = 512 << 20
 FALLBACK_HINT = "Falling back to kernel-irqchip=off"
@@ -63,7 +64,7 @@ def _mode_name(byte23: int) -> str:
     return {papr.OV5_XIVE_BOTH: "dual", papr.OV5_XIVE_EXPLOIT: "xive"}.get(byte23, "xics")
 
 
-class Machine(IrqNumbers, GuestInterface):
+class Machine(IrqNumbers, GuestInterface, Migration):
     """A pseries machine on a modeled host. Build one with :meth:`create`."""
 
     def __init__(self, config: MachineConfig, host: Host, faults: FaultPlan | None = None) -> None:
@@ -104,24 +105,26 @@ class Machine(IrqNumbers, GuestInterface):
     # ====================================================================================================
     @classmethod
     def create(cls, options: str | MachineConfig = "", host: str | Host = DEFAULT_HOST,
-               faults: FaultPlan | None = None) -> "Machine":
-        """Parse options, pick the accelerator, run machine init and the first reset.
+               faults: FaultPlan | None = None, incoming: bool = False) -> "Machine":
+        """Parse options, pick the accelerator, run machine init and the first reset; with
+        `incoming`, then wait for a migration stream (:meth:`load`).
 
         Raises ConfigError/HostError for bad input and MachineError when QEMU would exit.
         """
         config = options if isinstance(options, MachineConfig) else parse_options(options)
         host = host if isinstance(host, Host) else parse_host(host)
         machine = cls(config, host, faults)
-        machine.start()
+        machine.start(incoming)
         return machine
 
-    def start(self) -> None:
-        """Machine init then the first system reset, as QEMU does before the guest runs."""
+    def start(self, incoming: bool = False) -> None:
+        """Machine init then the first system reset, as QEMU does before the guest runs. With
+        `incoming` (QEMU's -incoming) the machine then waits for a migration stream (load)."""
         if self.runstate != "init":
             raise StateError(f"cannot start: the machine is {self.runstate}")
         self._guarded("init", self._init)
         self._guarded("init", self._reset)
-        self.runstate = "running"
+        self.runstate = "inmigrate" if incoming else "running"
 
     def _step(self, step: str, detail: str, rule: str | None = None) -> None:
         self.trace.append(Step(step, detail, rule))
