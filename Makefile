@@ -33,6 +33,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_resolve.py
 	$(BIN)/python benchmarks/bench_xics.py
 	$(BIN)/python benchmarks/bench_xive.py
+	$(BIN)/python benchmarks/bench_migration.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .conform

@@ -267,3 +267,43 @@ def test_pic_normalize_of_a_saved_qemu_text_equals_the_models(capsys, tmp_path):
 def test_pic_refuses_bad_arguments(capsys, argv, message):
     status, out, err = run(capsys, *argv)
     assert (status, out) == (2, "") and err.startswith(f"spapr-irq: {message}")
+
+
+def test_migrate_moves_a_guest_and_says_the_pending_interrupts_arrived(capsys):
+    status, out, _ = run(capsys, "migrate", "-M", "pseries,ic-mode=dual", "-cpu", "power9", "-smp",
+                         "2", "--from", "tcg", "--to", "tcg", "--json")
+    answer = json.loads(out)
+    assert status == 0
+    assert set(answer) == {"result", "stage", "error", "warnings", "source", "destination",
+                           "sections", "delivered"}
+    assert (answer["result"], answer["stage"], answer["delivered"]) == ("ok", None, True)
+    assert answer["source"] == answer["destination"] == {"interrupt_mode": "xive",
+                                                         "backend": "emulated"}
+    assert answer["sections"][:4] == ["ram", "ics", "xive-source", "spapr-xive"]
+
+
+@pytest.mark.parametrize("argv, stage, text", [
+    (["--to-options", "-M pseries,ic-mode=xics -cpu power9 -smp 2"], "load",
+     "Unknown savevm section or instance 'xive-source' 0."),
+    (["--to-options", "-M pseries,ic-mode=xive,kernel-irqchip=on -cpu host -smp 2", "--to",
+      "power9-linux-4.19"], "destination", "kernel_irqchip requested but unavailable"),
+])
+def test_migrate_reports_where_a_move_is_refused(capsys, argv, stage, text):
+    base = ["migrate", "-M", "pseries,ic-mode=dual", "-cpu", "power9", "-smp", "2", "--from", "tcg"]
+    if "--to" not in argv:
+        argv = argv + ["--to", "tcg"]
+    status, out, _ = run(capsys, *base, *argv, "--json")
+    answer = json.loads(out)
+    assert status == 1 and (answer["result"], answer["stage"]) == ("error", stage)
+    assert answer["error"].startswith(text) and answer["delivered"] is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["migrate", "--from", "tcg"], "migrate needs --from HOST and --to HOST"),
+    (["migrate", "--from", "tcg", "--to", "tcg", "--host", "tcg"], "migrate takes --from and --to"),
+    (["resolve", "--from", "tcg"], "--from, --to and --to-options are for migrate"),
+    (["migrate", "--from", "nowhere", "--to", "tcg"], "unknown host 'nowhere'"),
+])
+def test_migrate_refuses_bad_arguments(capsys, argv, message):
+    status, out, err = run(capsys, *argv)
+    assert (status, out) == (2, "") and err.startswith(f"spapr-irq: {message}")

@@ -5,6 +5,8 @@
     spapr-irq matrix  [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
     spapr-irq pic     [QEMU options] [--host H] [--guest G] [--before-cas] [--normalize]
     spapr-irq pic     --normalize --file FILE|-
+    spapr-irq migrate [QEMU options] --from HOST --to HOST [--to-options "QEMU options"]
+                      [--guest G] [--json]
     spapr-irq conform [--qemu PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
     resolve, explain and matrix take --qemu VERSION (7.2, 10.1): the QEMU release modeled.
@@ -29,7 +31,7 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "pic", "conform", "hosts", "guests")
+COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "conform", "hosts", "guests")
 
 
 class UsageError(Exception):
@@ -49,10 +51,14 @@ class Args:
     normalize: bool = False
     before_cas: bool = False
     file: str | None = None
+    src: str | None = None
+    dst: str | None = None
+    to_options: str | None = None
 
 
 _VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults",
-           "--qemu": "qemu_release", "--file": "file"}
+           "--qemu": "qemu_release", "--file": "file", "--from": "src", "--to": "dst",
+           "--to-options": "to_options"}
 
 
 def parse_fault(text: str) -> tuple[str | None, int, int]:
@@ -108,8 +114,8 @@ def parse_args(argv: list[str]) -> Args:
                 args.format = value
             elif name == "--fault":
                 args.faults.append(parse_fault(value))
-            elif name == "--file":
-                args.file = value
+            elif name in ("--file", "--from", "--to", "--to-options"):
+                setattr(args, _VALUED[name], value)
             elif name == "--qemu":
                 from .releases import RELEASES
 
@@ -140,7 +146,14 @@ def parse_args(argv: list[str]) -> Args:
                 raise UsageError(f"{command} takes one {kind}")
         if args.format != "text":
             raise UsageError(f"--format is for matrix; use --json with {command}")
-    if command != "resolve" and args.json:
+    if command != "migrate" and (args.src or args.dst or args.to_options is not None):
+        raise UsageError(f"--from, --to and --to-options are for migrate, not {command}")
+    if command == "migrate":
+        if not args.src or not args.dst:
+            raise UsageError("migrate needs --from HOST and --to HOST")
+        if args.hosts or len(args.guests) > 1:
+            raise UsageError("migrate takes --from and --to, not --host, and one --guest")
+    if command not in ("resolve", "migrate") and args.json:
         if command == "matrix":
             args.format = "json"
         else:
@@ -204,6 +217,8 @@ def _run(args: Args) -> int:
         return 0
     if args.command == "pic":
         return _pic(args)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "matrix":
         cells = matrix(args.qemu, args.hosts or None, args.guests or None, qemu=args.qemu_release)
         render = {"text": matrix_text, "markdown": matrix_markdown, "json": matrix_json}[args.format]
@@ -227,6 +242,39 @@ def _run(args: Args) -> int:
             print(f"error at {outcome.stage} (modeled: QEMU {outcome.qemu}): {outcome.error}",
                   file=sys.stderr)
     return 0 if outcome.result == "ok" else 1
+
+
+def _migrate(args: Args) -> int:
+    """Boot, leave interrupts pending, migrate, run on: what the guest saw."""
+    import shlex
+
+    from .explore import migrate
+
+    to_options = None
+    if args.to_options is not None:
+        try:
+            to_options = shlex.split(args.to_options)
+        except ValueError as exc:
+            raise UsageError(f"--to-options: {exc}") from None
+    result = migrate(args.qemu, args.src, args.dst, args.guests[0] if args.guests else DEFAULT_GUEST,
+                     to_options, qemu=args.qemu_release)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k not in ("handled", "expected")},
+                         indent=1))
+    else:
+        for warning in result["warnings"]:
+            print("warning: " + warning.replace("\n", "\n         "), file=sys.stderr)
+        if result["result"] == "ok":
+            src, dst = result["source"], result["destination"]
+            print(f"{src['interrupt_mode'].upper()} {src['backend']} on {args.src} -> "
+                  f"{dst['interrupt_mode'].upper()} {dst['backend']} on {args.dst}; "
+                  f"{len(result['sections'])} sections; pending interrupts "
+                  + ("delivered once each" if result["delivered"] else
+                     f"NOT delivered as without the move: got {result['handled']}, "
+                     f"expected {result['expected']}"))
+        else:
+            print(f"error at {result['stage']}: {result['error']}", file=sys.stderr)
+    return 0 if result["result"] == "ok" else 1
 
 
 def _pic(args: Args) -> int:
