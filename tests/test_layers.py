@@ -32,7 +32,7 @@ LAYERS = [
     {"guest.linux_xics", "guest.linux_xive"},
     {"guest.profiles"},
     {"machine.vmstate"},
-    {"machine.dispatch", "machine.irq", "machine.migration"},
+    {"machine.dispatch", "machine.irq", "machine.migration", "machine.hotplug"},
     {"machine.machine"},
     {"devices"},
     {"explore"},

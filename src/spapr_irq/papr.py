@@ -84,6 +84,7 @@ OV5_XIVE_EXPLOIT = 0x40  #: XIVE only (platform) / XIVE requested (guest)
 OV5_XIVE_BOTH = 0x80  #: either, guest's choice (platform); invalid from a guest
 OV5_XIVE_MASK = 0xC0
 OV5_MMU_BOTH = 0x80  #: OV5 byte 24: hash and radix (guest may not ask for both)
+OV5_HP_EVT_BYTE, OV5_HP_EVT = 6, 0x04  #: OV_BIT(6, 5): hot-plug events on their own source
 
 
 def ov5_byte(ov5: bytes, byte: int) -> int:

@@ -19,9 +19,11 @@ class Handled(NamedTuple):
 
 
 class Driver:
-    """What both interrupt drivers share: each vCPU's `handle` run, taken in turns by `drain`."""
+    """What both interrupt drivers share: each vCPU's `handle` run, taken in turns by `drain`
+    over the CPUs the kernel has online."""
 
     m = None  # the machine
+    online: set[int] = frozenset()  # the CPUs the kernel runs on (a hot-plugged one once up)
 
     def handle(self, vcpu: int, limit: int = 10_000) -> list[Handled]:
         raise NotImplementedError
@@ -32,7 +34,7 @@ class Driver:
         progress = True
         while progress and len(out) < limit:
             progress = False
-            for vcpu in self.m.vcpus:
+            for vcpu in [v for v in self.m.vcpus if v in self.online]:
                 got = self.handle(vcpu)
                 if got:
                     out.extend(got)

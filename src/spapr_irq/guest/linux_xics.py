@@ -40,8 +40,25 @@ class XicsDriver(Driver):
     # -- boot ------------------------------------------------------------------------------------------
     def init(self) -> None:
         """xics_init, then xics_setup_cpu on each CPU: open the CPPR to accept everything."""
+        self.online = set(self.m.vcpus)
         for vcpu in self.m.vcpus:
             self._hcall(vcpu, "H_CPPR", LOWEST_PRIORITY)
+
+    def online_cpu(self, vcpu: int) -> None:
+        """A hot-plugged CPU coming up (xics_setup_cpu): its CPPR opened."""
+        self.online.add(vcpu)
+        self._hcall(vcpu, "H_CPPR", LOWEST_PRIORITY)
+
+    def offline_cpu(self, vcpu: int) -> None:
+        """Before a CPU is unplugged (xics_migrate_irqs_away): CPPR 0, then every source served
+        by it is moved to the boot CPU with get-xive/set-xive."""
+        self.online.discard(vcpu)
+        self._hcall(vcpu, "H_CPPR", 0)
+        target = next(v for v in self.m.vcpus if v != vcpu)
+        for irq in self.devices:
+            answer = self._rtas(self.m.vcpus[0], "ibm,get-xive", irq, nret=3)
+            if answer[0] == 0 and answer[1] == vcpu:
+                self._rtas(self.m.vcpus[0], "ibm,set-xive", irq, target, answer[2])
 
     def shutdown(self) -> None:
         """xics_kexec_teardown_cpu on every CPU: CPPR 0, its MFRR cleared, the IPI flushed."""

@@ -83,6 +83,7 @@ class XiveDriver(Driver):
     def init(self) -> None:
         """xive_core_init on the boot CPU (queue, CPPR 0xff, IPI), then each secondary as it
         comes up (xive_smp_prepare_cpu: queue and IPI; xive_smp_setup_cpu: CPPR 0xff)."""
+        self.online = set(self.m.vcpus)
         for n, vcpu in enumerate(self.m.vcpus):
             self.pending[vcpu] = 0
             self.ensure_queue(vcpu, self.priority)
@@ -107,6 +108,36 @@ class XiveDriver(Driver):
         self.ipis[vcpu] = source
         self._configure(source, vcpu, self.priority)
         self._unmask(source)
+
+    def online_cpu(self, vcpu: int) -> None:
+        """A hot-plugged CPU coming up (start_secondary): its queue and IPI, then its CPPR."""
+        self.online.add(vcpu)
+        self.pending[vcpu] = 0
+        self.ensure_queue(vcpu, self.priority)
+        self._setup_ipi(vcpu)
+        self._open_cppr(vcpu)
+
+    def offline_cpu(self, vcpu: int) -> None:
+        """Before a CPU is unplugged (xive_smp_disable_cpu, migrate_irqs): its interrupts are
+        moved to the boot CPU, its CPPR closed, its IPI masked and freed, its queue disabled."""
+        self.online.discard(vcpu)
+        target = next(v for v in self.m.vcpus if v != vcpu)
+        for source in list(self.sources.values()):
+            if source.kind != "ipi" and source.server == vcpu and not source.masked:
+                self.ensure_queue(target, source.priority)
+                self._configure(source, target, source.priority)
+        self.cppr[vcpu] = 0
+        self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0)
+        ipi = self.ipis.pop(vcpu, None)
+        if ipi is not None:
+            self.mask(ipi.lisn)
+            self._hcall(vcpu, "H_INT_SET_SOURCE_CONFIG", 0x2, ipi.lisn, vcpu, 0xFF, XIVE_BAD_IRQ)
+            self.sources.pop(ipi.lisn, None)
+            self.free_lisns.insert(0, ipi.lisn)
+        for key in [key for key in self.queues if key[0] == vcpu]:
+            self._hcall(vcpu, "H_INT_SET_QUEUE_CONFIG", 0, vcpu, key[1], 0, 0)
+            del self.queues[key]
+        self.pending.pop(vcpu, None)
 
     def shutdown(self) -> None:
         """What kexec and kdump do (xive_teardown_cpu on every CPU, then xive_shutdown): CPPR 0,

@@ -53,6 +53,7 @@ class GuestProfile:
         platform = self.platform_byte23(fdt)
         vector[papr.OV5_INTC_BYTE - 1] = (papr.OV5_XIVE_EXPLOIT if self.wants_xive(platform)
                                           else papr.OV5_XIVE_LEGACY)
+        vector[papr.OV5_HP_EVT_BYTE - 1] |= papr.OV5_HP_EVT  # Linux asks for the event source
         pairs = fdt.get("/chosen", {}).get("ibm,arch-vec-5-platform-support", b"")
         for i in range(0, min(len(pairs), 8) - 1, 2):
             if pairs[i] == papr.OV5_MMU_BYTE and pairs[i + 1] & 0xC0:

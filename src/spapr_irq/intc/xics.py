@@ -81,8 +81,9 @@ class XicsController(XicsKvm, InterruptController):
             self._push_icp(vcpu_id)
 
     def cpu_intc_destroy(self, vcpu_id: int) -> None:
+        """icp_destroy. A vCPU connected to the KVM device stays connected: QEMU parks its fd
+        and keeps it in kvm_enabled_icps, so a re-plug skips the connect."""
         self.xics.icps.pop(vcpu_id, None)
-        self.kvm_presenters.discard(vcpu_id)
 
     # -- reset --------------------------------------------------------------------------------------------
     def reset(self) -> None:

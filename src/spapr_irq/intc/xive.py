@@ -105,8 +105,9 @@ class XiveController(XiveKvm, InterruptController):
         tctx.set_os_cam(nvt_cam_line(0, papr.SPAPR_XIVE_NVT_BASE + vcpu_id))
 
     def cpu_intc_destroy(self, vcpu_id: int) -> None:
+        """xive_tctx_destroy. A vCPU connected to the KVM device stays connected: QEMU parks its
+        fd and keeps it in kvm_enabled_cpus, so a re-plug skips the connect."""
         self.state.tctxs.pop(vcpu_id, None)
-        self.kvm_presenters.discard(vcpu_id)
 
     # -- reset --------------------------------------------------------------------------------------------
     def reset(self) -> None:

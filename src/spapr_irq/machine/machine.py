@@ -27,6 +27,7 @@ from ..memory import GuestMemory
 from ..policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchip_rule,
                       mode_has_xics, mode_has_xive)
 from .dispatch import DispatchTable, GuestInterface
+from .hotplug import CpuHotplug
 from .irq import IrqNumbers, MsiAllocator
 from .migration import Migration
 
@@ -64,7 +65,7 @@ def _mode_name(byte23: int) -> str:
     return {papr.OV5_XIVE_BOTH: "dual", papr.OV5_XIVE_EXPLOIT: "xive"}.get(byte23, "xics")
 
 
-class Machine(IrqNumbers, GuestInterface, Migration):
+class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
     """A pseries machine on a modeled host. Build one with :meth:`create`."""
 
     def __init__(self, config: MachineConfig, host: Host, faults: FaultPlan | None = None) -> None:
@@ -431,8 +432,13 @@ class Machine(IrqNumbers, GuestInterface, Migration):
                        + (f", {len(intc.rtas_calls)} RTAS calls" if intc.rtas_calls else ""))
 
     def _init_ov5(self) -> None:
-        self.ov5 = papr.ov5_with(papr.OV5_INTC_BYTE,
-                                 papr.OV5_XIVE_EXPLOIT if mode_has_xive(self.mode) else 0)
+        """The machine's OV5: XIVE exploitation when the mode has XIVE, and from pseries-2.8 (the
+        hot-plug event source) OV5_HP_EVT."""
+        ov5 = bytearray(papr.ov5_with(papr.OV5_INTC_BYTE,
+                                      papr.OV5_XIVE_EXPLOIT if mode_has_xive(self.mode) else 0))
+        if self.config.version >= (2, 8):
+            ov5[papr.OV5_HP_EVT_BYTE - 1] |= papr.OV5_HP_EVT
+        self.ov5 = bytes(ov5)
 
     def _create_vcpus(self) -> None:
         """spapr_init_cpus: whole cores only on machines with CPU hot-plug (pseries-2.7 and
