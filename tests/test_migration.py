@@ -132,6 +132,12 @@ def test_load_needs_an_incoming_machine_and_a_stream_of_bytes():
 
 
 # --- any mutation: refused or loaded, never a crash; a refusal changes nothing ------------------------
+def _snapshot(machine: Machine) -> tuple:
+    """What a load could change: controllers, RAM, the CAS result, MSIs, the device tree."""
+    return (machine.info_pic(), machine.memory.pages(), machine.ov5_cas, bytes(machine.msi.used),
+            dict(machine.msi_blocks), repr(machine.fdt), machine.interrupt_mode, machine._clock)
+
+
 _SOURCE = booted(f"-M pseries,ic-mode=dual {P9}")
 Workload(_SOURCE).run([Event("msi", 0, 6)])
 _STREAM = _SOURCE.save()
@@ -150,12 +156,12 @@ def test_any_mutation_of_a_valid_stream_is_refused_cleanly_or_loads(data):
     else:
         stream[at:at] = data.draw(st.binary(min_size=1, max_size=8))
     target = incoming(f"-M pseries,ic-mode=dual {P9}")
-    before = target.info_pic()
+    before = _snapshot(target)
     try:
         target.load(bytes(stream))
     except MachineError as exc:
         assert exc.stage == "load" and exc.text.splitlines()[-1].startswith("load of migration failed")
-        assert target.runstate == "inmigrate" and target.info_pic() == before
+        assert target.runstate == "inmigrate" and _snapshot(target) == before
         assert target.leaks() == []
     else:
         assert target.runstate == "running"
@@ -228,3 +234,17 @@ def test_the_destinations_kernel_irqchip_applies_there():
     target.load(stream)
     assert (target.interrupt_mode, target.backend) == ("xive", "emulated")
     assert target.warnings[0].startswith("kernel_irqchip allowed but unavailable")
+
+
+def test_an_nr_irqs_that_differs_from_the_destinations_is_refused_as_vmstate_equal_does():
+    stream = bytearray(booted(f"-M pseries,ic-mode=xics {P9}").save())
+    at = stream.index(b"ics") + 3 + 8  # the name, then instance and version: nr_irqs follows
+    assert int.from_bytes(stream[at:at + 4], "big") == 0x1000
+    stream[at:at + 4] = (0x400).to_bytes(4, "big")
+    target = incoming(f"-M pseries,ic-mode=xics {P9}")
+    with pytest.raises(MachineError) as info:
+        target.load(bytes(stream))
+    assert (info.value.message, *info.value.hints) == (
+        "1024 != 4096", "Failed to load ics:nr_irqs",
+        "error while loading state for instance 0x0 of device 'ics'", FAILED)
+    assert target.runstate == "inmigrate" and target.leaks() == []
