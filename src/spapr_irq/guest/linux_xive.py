@@ -126,6 +126,12 @@ class XiveDriver(Driver):
             if source.kind != "ipi" and source.server == vcpu and not source.masked:
                 self.ensure_queue(target, source.priority)
                 self._configure(source, target, source.priority)
+        self._teardown_cpu(vcpu)
+        self.pending.pop(vcpu, None)
+
+    def _teardown_cpu(self, vcpu: int) -> None:
+        """xive_teardown_cpu: CPPR 0 by a TIMA store, the IPI masked, unrouted and its LISN
+        freed, every queue of the CPU disabled."""
         self.cppr[vcpu] = 0
         self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0)
         ipi = self.ipis.pop(vcpu, None)
@@ -137,23 +143,12 @@ class XiveDriver(Driver):
         for key in [key for key in self.queues if key[0] == vcpu]:
             self._hcall(vcpu, "H_INT_SET_QUEUE_CONFIG", 0, vcpu, key[1], 0, 0)
             del self.queues[key]
-        self.pending.pop(vcpu, None)
 
     def shutdown(self) -> None:
         """What kexec and kdump do (xive_teardown_cpu on every CPU, then xive_shutdown): CPPR 0,
         each IPI masked and unrouted, its LISN freed, each queue disabled, then H_INT_RESET."""
         for vcpu in self.m.vcpus:
-            self.cppr[vcpu] = 0
-            self.m.mmio_write(vcpu, self.tima + TM_QW1_OS_CPPR, 1, 0)
-            source = self.ipis.pop(vcpu, None)
-            if source is not None:
-                self.mask(source.lisn)
-                self._hcall(vcpu, "H_INT_SET_SOURCE_CONFIG", 0x2, source.lisn, vcpu, 0xFF, XIVE_BAD_IRQ)
-                self.sources.pop(source.lisn, None)
-                self.free_lisns.insert(0, source.lisn)
-            for (qvcpu, priority) in [key for key in self.queues if key[0] == vcpu]:
-                self._hcall(vcpu, "H_INT_SET_QUEUE_CONFIG", 0, vcpu, priority, 0, 0)
-                del self.queues[(qvcpu, priority)]
+            self._teardown_cpu(vcpu)
         self._hcall(self.m.vcpus[0], "H_INT_RESET", 0)
         self.pending = {vcpu: 0 for vcpu in self.m.vcpus}
 
