@@ -104,3 +104,22 @@ def test_plug_unplug_replug_then_migrate_on_every_backend(mode, host):
     handled = Workload(target).run([Event("ipi", vcpu, source=0), Event("msi", vcpu, 5)])
     assert sorted((h.vcpu, h.kind) for h in handled) == [(vcpu, "ipi"), (vcpu, "msi")]
     assert target.leaks() == []
+
+
+def test_a_hot_plugged_cores_state_comes_after_the_machine_section_as_in_qemu_7_2():
+    """QEMU 7.2, -smp 1,maxcpus=2, device_add core-id=1, then migrate: the stream's description
+    lists ics, xive-source, spapr-xive, CPU 0's sections, spapr_pci, spapr, then CPU 1's."""
+    import json
+
+    machine = Machine.create(options("dual", "tcg", "1,maxcpus=2"), host="tcg")
+    machine.hotplug_cpu(1)
+    stream = machine.save()
+    names = [(d["name"], d["instance_id"])
+             for d in json.loads(stream[stream.rindex(b'{"devices"'):])["devices"]]
+    assert names == [("ram", 0), ("ics", 0), ("xive-source", 0), ("spapr-xive", 0),
+                     ("cpu_common", 0), ("icp/server", 0), ("xive-tctx", 0), ("spapr_pci", 0),
+                     ("spapr", 0), ("cpu_common", 1), ("icp/server", 1), ("xive-tctx", 1)]
+    target = Machine.create(options("dual", "tcg", "1,maxcpus=2"), host="tcg", incoming=True)
+    with pytest.raises(MachineError) as info:
+        target.load(stream)
+    assert info.value.message.startswith("Unknown savevm section or instance 'cpu_common' 1.")

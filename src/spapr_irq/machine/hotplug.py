@@ -52,6 +52,7 @@ class CpuHotplug:
             for vcpu in plugged:
                 self._unplug_vcpu(vcpu)
             raise
+        self.hotplug_order.extend(ids)
         self._step("hotplug", f"core {core_id}: vCPU(s) {ids} plugged")
         self._hotplug_event()
         return ids
@@ -87,3 +88,5 @@ class CpuHotplug:
             intc.cpu_intc_destroy(vcpu)
         self.vcpus.remove(vcpu)
         self._vcpu_set.discard(vcpu)
+        if vcpu in self.hotplug_order:
+            self.hotplug_order.remove(vcpu)

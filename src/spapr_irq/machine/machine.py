@@ -92,6 +92,7 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         self.devices: list = []  # the machine's own devices with an interrupt (irq.Device)
         self.vcpus: list[int] = []
         self._vcpu_set: set[int] = set()
+        self.hotplug_order: list[int] = []  # vCPUs of hot-plugged cores, in plug order
         self._handlers: dict[int, object] = {}  # hcall number -> handler, filled on first use
         self.ov5 = b""  # the machine's own OV5 (what it supports)
         self.ov5_cas = b""  # the CAS result, empty before CAS

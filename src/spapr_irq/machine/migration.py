@@ -3,8 +3,9 @@ the sPAPR post_load path: spapr_post_load, spapr_irq_post_load).
 
 The sections are QEMU's, in QEMU 7.2's order: guest RAM, ``ics``, ``xive-source``,
 ``spapr-xive``, then per vCPU ``cpu_common``, ``icp/server`` and ``xive-tctx`` (instance id: the
-CPU index), the default PHB's ``spapr_pci`` (its MSI blocks), and the machine's ``spapr`` with the
-``spapr_option_vector_ov5_cas`` and ``spapr_irq_map`` subsections. Every controller of the mode is
+CPU index), the default PHB's ``spapr_pci`` (its MSI blocks), the machine's ``spapr`` with the
+``spapr_option_vector_ov5_cas`` and ``spapr_irq_map`` subsections, and last the vCPUs of
+hot-plugged cores, in the order they were plugged. Every controller of the mode is
 sent, whichever is active. A destination created with ``incoming=True`` has run init and reset and
 waits; :meth:`Migration.load` reads the whole stream against the destination's own sections
 before changing anything, so a refused stream leaves it as it was.
@@ -81,14 +82,22 @@ class Migration:
             sections.append(Section("spapr-xive", 0, 1, {"nr_irqs": self.xive.nr_irqs,
                                                           "eat": xive["eat"],
                                                           "endt": [tuple(e) for e in xive["endt"]]}))
-        for cpu_index, vcpu in self.cpu_indices():
-            sections.append(Section("cpu_common", cpu_index, 1, {"halted": 0, "interrupt_request": 0}))
+        def cpu_sections(cpu_index: int, vcpu: int) -> list[Section]:
+            out = [Section("cpu_common", cpu_index, 1, {"halted": 0, "interrupt_request": 0})]
             if xics is not None:
                 xirr, pending, mfrr = xics["icp"][vcpu]
-                sections.append(Section("icp/server", cpu_index, 1, {
+                out.append(Section("icp/server", cpu_index, 1, {
                     "xirr": xirr, "pending_priority": pending, "mfrr": mfrr}))
             if xive is not None:
-                sections.append(Section("xive-tctx", cpu_index, 1, {"regs": xive["tctx"][vcpu]}))
+                out.append(Section("xive-tctx", cpu_index, 1, {"regs": xive["tctx"][vcpu]}))
+            return out
+
+        # The vCPUs of -smp register their state at init, a hot-plugged core's when it is
+        # plugged: after the machine's own section (hence QEMU 4.1.0's XIVE regression).
+        index_of = {vcpu: cpu_index for cpu_index, vcpu in self.cpu_indices()}
+        for cpu_index, vcpu in self.cpu_indices():
+            if vcpu not in self.hotplug_order:
+                sections += cpu_sections(cpu_index, vcpu)
         sections.append(Section("spapr_pci", 0, 2, {"msi_devs": [
             (0, irq, num) for irq, num in sorted(self.msi_blocks.items())]}))
         machine = Section("spapr", 0, 3, {"tb": self._clock})
@@ -97,6 +106,8 @@ class Migration:
         if not self.msi.empty():
             machine.subsections["spapr_irq_map"] = {"irq_map": bytes(self.msi.used)}
         sections.append(machine)
+        for vcpu in self.hotplug_order:
+            sections += cpu_sections(index_of[vcpu], vcpu)
         stream = encode(self.config.machine_type, sections,
                         {s.name: schemas[(s.name, s.instance)][1] for s in sections})
         self._step("migration", f"saved {len(sections)} sections ({len(stream)} bytes): "
