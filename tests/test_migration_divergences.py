@@ -72,3 +72,34 @@ def test_from_the_software_xics_to_the_emulated_ics_nothing_is_lost_or_doubled(m
     """QEMU's emulated ICS takes PRESENTED from the stream and post_load resends on every ICP:
     the LSI is presented once."""
     assert outcome(mode, guest, SOFTWARE_XICS, EMULATED) == (Counter(), Counter())
+
+
+def _power8_mode(mode: str, host: str) -> str:
+    cpu = {"tcg": "-cpu power8"}.get(host, "-cpu host")
+    compat = ",max-cpu-compat=power8" if host.startswith("power9") else ""
+    return f"-M pseries,ic-mode={mode}{compat} {cpu} -smp 2"
+
+
+@pytest.mark.parametrize("src, dst", [("power8-linux-4.19", "power8-linux-5.10"),
+                                      ("power8-linux-5.10", "power8-linux-5.10"),
+                                      ("power8-linux-5.10", "power9-linux-5.10")])
+def test_between_power8_hosts_a_presented_lsi_arrives_twice(src, dst):
+    """The same mechanism between two software XICS (POWER8 KVM, a POWER9 one in POWER8 mode
+    behind it): the restored PENDING source meets the destination's reset ICP (CPPR 0), is
+    rejected and marked for resend, and is resent once the guest's EOI opens the CPPR, after the
+    XISR copy was handled."""
+    from spapr_irq import Machine, Workload
+
+    source = Machine.create(_power8_mode("xics", src), host=src)
+    source.boot("linux-xive")
+    workload = Workload(source)
+    for event in EVENTS:
+        workload.fire(event)
+    stream = source.save()
+    target = Machine.create(_power8_mode("xics", dst), host=dst, incoming=True)
+    lsi = next(irq for (kind, _v, _p), irq in workload.sources.items() if kind == "lsi")
+    target.claim_irq(lsi, lsi=True)
+    target.load(stream)
+    target.resume_guest(source.driver)
+    got = Counter(h.kind for h in target.driver.drain())
+    assert (SENT - got, got - SENT) == (Counter(), Counter(lsi=1))
