@@ -248,3 +248,37 @@ def test_an_nr_irqs_that_differs_from_the_destinations_is_refused_as_vmstate_equ
         "1024 != 4096", "Failed to load ics:nr_irqs",
         "error while loading state for instance 0x0 of device 'ics'", FAILED)
     assert target.runstate == "inmigrate" and target.leaks() == []
+
+
+# --- every host preset a POWER9 guest can run on, each way, with an interrupt behind a mask ----------
+def _power9_options(mode: str, host: str) -> str:
+    from spapr_irq.host.host import PRESETS
+
+    preset = PRESETS[host]
+    if not preset.has_kvm:
+        return f"-M pseries,ic-mode={mode} -cpu power9 -smp 2"
+    compat = ",max-cpu-compat=power9" if preset.cpu == "power10" else ""
+    return f"-M pseries,ic-mode={mode}{compat} -cpu host -smp 2"
+
+
+def _power9_hosts() -> list[str]:
+    from spapr_irq.host.host import PRESETS
+
+    return [name for name, host in PRESETS.items() if not host.has_kvm or host.cpu != "power8"]
+
+
+@pytest.mark.parametrize("mode, guest", [("xive", "linux-xive"), ("xive", "linux-xive-off"),
+                                         ("dual", "linux-xive")])
+def test_a_xive_guest_moves_between_every_pair_of_hosts_and_gets_everything_once(mode, guest):
+    """`spapr-irq migrate`'s workload (MSIs and an LSI in queues, IPIs both ways, an MSI fired
+    behind a mask and unmasked after the move), from every host preset to every other."""
+    from spapr_irq.explore import migrate
+
+    hosts = _power9_hosts()
+    assert len(hosts) == 8
+    for src in hosts:
+        for dst in hosts:
+            result = migrate(_power9_options(mode, src), src, dst, guest,
+                             to_options=_power9_options(mode, dst))
+            assert (result["result"], result["delivered"]) == ("ok", True), (src, dst)
+            assert result["destination"]["interrupt_mode"] == "xive"
