@@ -134,7 +134,7 @@ GUEST = Path(__file__).resolve().parent.parent / ".conform"
 BINARY = shutil.which("qemu-system-ppc64")
 INSTALLED = BINARY is not None and (GUEST / "vmlinux").is_file() and (GUEST / "initrd.gz").is_file()
 REAL = ["7.2-power9-xics", "7.2-power9-xive", "7.2-power9-dual", "7.2-power9-dual-xiveoff",
-        "refuse-legacy-ic-mode", "dual-reset"]
+        "refuse-legacy-ic-mode", "dual-reset", "migrate-dual-to-xics", "migrate-xics-to-dual"]
 
 
 def test_ci_has_the_real_qemu_and_guest():
@@ -146,14 +146,15 @@ def test_ci_has_the_real_qemu_and_guest():
 @pytest.mark.skipif(not INSTALLED, reason="needs make conform-setup (QEMU and the guest)")
 @pytest.mark.skipif(os.environ.get("SPAPR_IRQ_SKIP_REAL_BOOTS") == "1",
                     reason="tools/mutants.py: edits of the model, not of QEMU")
-def test_real_qemu_agrees_with_the_model_on_six_boots():
+def test_real_qemu_agrees_with_the_model_on_boots_a_reset_a_refusal_and_migrations():
     from spapr_irq.conform.session import qemu_release, run_cases
 
     version, release = qemu_release(BINARY)
     results = asyncio.run(run_cases(BINARY, release, [CASES[name] for name in REAL],
                                     GUEST / "vmlinux", GUEST / "initrd.gz", jobs=2))
     assert {r.case.name: r.diffs for r in results} == {name: [] for name in REAL}
-    assert sum(r.booted for r in results) == 6  # 4 single boots, the reset case twice, 1 refusal
+    # 4 single boots, the reset case twice, each migration's source once; 1 refusal
+    assert sum(r.booted for r in results) == 8
 
 
 def test_kvm_conformance_needs_a_power_host(monkeypatch):
@@ -192,3 +193,14 @@ def test_the_model_reads_the_whole_command_line_the_runner_gives_qemu():
     lines = model.pic_pre.splitlines()
     assert [line.split()[0] for line in lines if line.startswith("  1")] == \
         ["1000", "1001", "1100", "1101", "1200", "1201", "1202", "1203"]
+
+
+def test_recorded_migrations_carry_the_destinations_answer():
+    refused = recorded(DATA / "migrate-dual-to-xics.json")
+    assert refused.dst_status == 1 and refused.dst_errors[0].startswith(
+        "Unknown savevm section or instance 'xive-source' 0.")
+    loaded = recorded(DATA / "migrate-dual-to-dual.json")
+    assert loaded.dst_status is None and loaded.dst_pic.startswith("CPU[0000]:")
+    changed = replace(loaded, dst_pic=loaded.dst_pic.replace("80000401", "80000402"))
+    found = differences(observe_run(changed), observe_model(CASES["migrate-dual-to-dual"], "7.2"))
+    assert found and found[0].startswith("info pic after the migration differs")

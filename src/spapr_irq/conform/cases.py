@@ -17,14 +17,30 @@ class Case:
     options: tuple[str, ...]  # QEMU options that the model reads too (-M, -cpu, -smp, ...)
     append: str = ""  # extra guest kernel options, e.g. "xive=off"
     reset: bool = False  # system_reset after the first report, then a second boot
+    #: Migrate the booted guest to a QEMU started with these options (and -incoming), if given.
+    migrate_to: tuple[str, ...] | None = None
 
     @property
     def guest(self) -> str:
         return "linux-xive-off" if "xive=off" in self.append.split() else "linux-xive"
 
 
-def _case(name: str, options: str, append: str = "", reset: bool = False) -> Case:
-    return Case(name, tuple(options.split()), append, reset)
+def _case(name: str, options: str, append: str = "", reset: bool = False,
+          migrate_to: str | None = None) -> Case:
+    return Case(name, tuple(options.split()), append, reset,
+                tuple(migrate_to.split()) if migrate_to is not None else None)
+
+
+def migration_cases() -> list[Case]:
+    """QEMU 7.2's ic-mode table: a booted guest (xics, xive, dual, dual with xive=off) moved to
+    a destination with each ic-mode."""
+    cases = []
+    for src, append in (("xics", ""), ("xive", ""), ("dual", ""), ("dual", "xive=off")):
+        for dst in ("xics", "xive", "dual"):
+            name = f"migrate-{src}{'-xiveoff' if append else ''}-to-{dst}"
+            cases.append(_case(name, f"-M pseries,ic-mode={src} -cpu POWER9 -smp 2", append,
+                               migrate_to=f"-M pseries,ic-mode={dst} -cpu POWER9 -smp 2"))
+    return cases
 
 
 def default_cases() -> list[Case]:
@@ -60,7 +76,7 @@ def default_cases() -> list[Case]:
         _case("accept-kernel-irqchip-bogus", "-M pseries,kernel-irqchip=bogus -cpu POWER9 -smp 2"),
         _case("accept-ic_mode", "-M pseries,ic_mode=xive -cpu POWER9 -smp 2"),
     ]
-    return cases
+    return cases + migration_cases()
 
 
 def load_cases(path: Path) -> list[Case]:
@@ -74,11 +90,14 @@ def load_cases(path: Path) -> list[Case]:
         if not isinstance(table, dict) or not isinstance(table.get("name"), str) \
                 or not isinstance(table.get("options"), str):
             raise InputError(f"{path}: case {index + 1} needs a name and options (strings)")
-        unknown = set(table) - {"name", "options", "append", "reset"}
+        unknown = set(table) - {"name", "options", "append", "reset", "migrate_to"}
         if unknown:
             raise InputError(f"{path}: case {table['name']}: unknown key {sorted(unknown)[0]}")
+        migrate_to = table.get("migrate_to")
+        if migrate_to is not None and not isinstance(migrate_to, str):
+            raise InputError(f"{path}: case {table['name']}: migrate_to is a string of options")
         cases.append(_case(table["name"], table["options"], str(table.get("append", "")),
-                           bool(table.get("reset", False))))
+                           bool(table.get("reset", False)), migrate_to))
     if not cases:
         raise InputError(f"{path}: no [[case]] tables")
     return cases

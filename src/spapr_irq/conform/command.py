@@ -115,7 +115,10 @@ def _table(results, version: str, release: str) -> None:
     for result in results:
         case = result.case
         verdict = "agree" if not result.diffs else "DIFFERS"
-        table.add_row(case.name, " ".join(case.options) + (" +reset" if case.reset else ""),
+        options = " ".join(case.options) + (" +reset" if case.reset else "")
+        if case.migrate_to is not None:
+            options += " => " + " ".join(case.migrate_to)
+        table.add_row(case.name, options,
                       case.append or "-", verdict, f"{result.run.seconds:.1f}")
     console = Console(highlight=False)
     console.print(table)

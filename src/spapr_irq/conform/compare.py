@@ -29,6 +29,8 @@ class Observation:
     ic_mode: str | None = None
     pic_pre: str | None = None
     boots: list[dict] = field(default_factory=list)  # per boot: mode, dt node, compatible, pic
+    #: A migration case's destination: {"status": 0 or 1, "error": text, "pic": normalised}.
+    migration: dict | None = None
 
 
 def observe_run(run: Run) -> Observation:
@@ -41,8 +43,13 @@ def observe_run(run: Run) -> Observation:
         boots.append({"mode": report.get("mode"), "dt_nodes": report.get("dt_nodes"),
                       "dt_compatible": report.get("dt_compatible"),
                       "pic": normalize_info_pic(pic)})
+    migration = None
+    if run.dst_pic is not None or run.dst_status is not None:
+        migration = {"status": 0 if run.dst_pic is not None else run.dst_status,
+                     "error": "\n".join(run.dst_errors) or None,
+                     "pic": normalize_info_pic(run.dst_pic) if run.dst_pic is not None else None}
     return Observation(0, None, list(run.warnings), run.ic_mode, normalize_info_pic(run.pic_pre or ""),
-                       boots)
+                       boots, migration)
 
 
 def _guest_view(machine: Machine) -> dict:
@@ -74,7 +81,24 @@ def observe_model(case: Case, qemu: str, host: Host | str = "tcg", accel: str = 
     except MachineError as exc:
         return Observation(1, exc.text, list(machine.warnings))
     observed.warnings = list(machine.warnings)
+    if case.migrate_to is not None:
+        observed.migration = _migrate_model(case, machine, qemu, host, accel)
     return observed
+
+
+def _migrate_model(case: Case, source: Machine, qemu: str, host: Host, accel: str) -> dict:
+    """Save the booted source and load it into a destination started with migrate_to."""
+    stream = source.save()
+    target_case = Case(case.name, case.migrate_to, case.append)
+    words = command_line("qemu-system-ppc64", target_case, Path("vmlinux"), Path("initrd"), accel,
+                         Path("console.log"), Path("qmp.sock"))[1:]
+    target = Machine(parse_options(words, qemu=qemu), host)
+    try:
+        target.start(incoming=True)
+        target.load(stream)
+    except MachineError as exc:
+        return {"status": 1, "error": exc.text, "pic": None}
+    return {"status": 0, "error": None, "pic": target.info_pic(normalize=True)}
 
 
 def differences(real: Observation, model: Observation) -> list[str]:
@@ -100,6 +124,13 @@ def differences(real: Observation, model: Observation) -> list[str]:
                 out.append(f"boot {n} {key}: QEMU {a[key]!r}, model {b[key]!r}")
         if a["pic"] != b["pic"]:
             out.append(f"boot {n} info pic differs:\n" + _diff(a["pic"], b["pic"]))
+    if real.migration != model.migration:
+        a, b = real.migration or {}, model.migration or {}
+        if a.get("status") != b.get("status") or a.get("error") != b.get("error"):
+            out.append(f"migration: QEMU {a.get('status')} {a.get('error')!r}, "
+                       f"model {b.get('status')} {b.get('error')!r}")
+        elif a.get("pic") != b.get("pic"):
+            out.append("info pic after the migration differs:\n" + _diff(a.get("pic"), b.get("pic")))
     return out
 
 

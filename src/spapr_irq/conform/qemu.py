@@ -38,6 +38,11 @@ class Run:
     console: list[str] = field(default_factory=list)  # the console text after each boot
     pic_post: list[str] = field(default_factory=list)  # info pic after each boot
     transcript: list[dict] = field(default_factory=list)  # QMP commands and their returns
+    #: The destination of a migration case: its exit status if it refused, its stderr lines,
+    #: and `info pic` once the stream was loaded (the VM paused by -S).
+    dst_status: int | None = None
+    dst_errors: list[str] = field(default_factory=list)
+    dst_pic: str | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -122,8 +127,14 @@ async def run_case(binary: str, case: Case, kernel: Path | None, initrd: Path | 
                 await _wait_for_report(console, boot + 1, proc, timeout)
                 run.console.append(console.read_text(errors="replace"))
                 run.pic_post.append(await _stable_pic(qmp))
+            if case.migrate_to is not None:
+                stream = Path(tmp) / "stream"
+                await qmp("migrate", uri=f"exec:cat > {stream}")
+                await _wait_migrated(qmp, timeout)
             await qmp("quit")
             await asyncio.wait_for(proc.wait(), 10)
+            if case.migrate_to is not None:
+                await _run_destination(binary, case, kernel, initrd, accel, Path(tmp), run, timeout)
         finally:
             if client.runstate.name != "IDLE":
                 try:
@@ -137,6 +148,69 @@ async def run_case(binary: str, case: Case, kernel: Path | None, initrd: Path | 
             run.errors, run.warnings = _stderr_lines(stderr)
             run.seconds = round(time.monotonic() - start, 2)
     return run
+
+
+async def _wait_migrated(qmp, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = (await qmp("query-migrate")).get("status")
+        if status == "completed":
+            return
+        if status in ("failed", "cancelled"):
+            raise RuntimeError(f"the source's migration {status}")
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the migration did not complete")
+
+
+async def _run_destination(binary: str, case: Case, kernel, initrd, accel: str, tmp: Path,
+                           run: Run, timeout: float) -> None:
+    """Start the destination paused with -incoming, let it load the stream, read `info pic`."""
+    from qemu.qmp import ConnectError, QMPClient
+
+    target = Case(case.name, case.migrate_to, case.append)
+    words = command_line(binary, target, kernel, initrd, accel, tmp / "console-dst.log",
+                         tmp / "qmp-dst.sock") + ["-incoming", f"exec:cat {tmp / 'stream'}"]
+    proc = await asyncio.create_subprocess_exec(
+        *words, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    sock = tmp / "qmp-dst.sock"
+    client = QMPClient(case.name + "-dst")
+    try:
+        while not sock.exists() and proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        try:
+            if proc.returncode is None:
+                await client.connect(str(sock))
+        except ConnectError:
+            pass
+        deadline = time.monotonic() + timeout
+        while proc.returncode is None and time.monotonic() < deadline:
+            try:
+                status = (await client.execute("query-status"))["status"]
+            except Exception:  # the socket closed: QEMU refused the stream and is exiting
+                break
+            if status != "inmigrate":
+                run.dst_pic = await client.execute("human-monitor-command",
+                                                   {"command-line": "info pic"})
+                await client.execute("quit")
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(proc.wait(), 10)
+        if run.dst_pic is None:
+            run.dst_status = proc.returncode
+    finally:
+        if client.runstate.name != "IDLE":
+            try:
+                await client.disconnect()
+            except (EOFError, ConnectionError):
+                pass
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        run.dst_errors, _ = _stderr_lines((await proc.stderr.read()).decode(errors="replace"))
 
 
 async def _wait_for_report(console: Path, count: int, proc, timeout: float) -> None:
