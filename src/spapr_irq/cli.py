@@ -9,7 +9,8 @@
                       [--guest G] [--json]
     spapr-irq conform [--qemu PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
-    resolve, explain and matrix take --qemu VERSION (7.2, 10.1): the QEMU release modeled.
+    resolve, explain, matrix, pic and migrate take --qemu VERSION (7.2, 10.1): the QEMU
+    release modeled.
     spapr-irq hosts | guests
 
 QEMU options (``-M``, ``-machine``, ``-cpu``, ``-smp``, ``-accel``, ``-enable-kvm``) pass through as

@@ -19,7 +19,9 @@ def parser() -> argparse.ArgumentParser:
         prog="spapr-irq conform",
         description="Boot a real QEMU for each case and compare it with the model's prediction: "
                     "exit status and error, the ic-mode property, `info pic` (normalised) before "
-                    "CAS and after boot, the guest's interrupt mode and device-tree node, warnings.",
+                    "CAS and after boot, the guest's interrupt mode and device-tree node, warnings; "
+                    "for a migration case, the destination's refusal or its `info pic` after the "
+                    "load.",
         epilog="Exit status: 0 no difference, 1 a difference, 2 bad input or nothing to run.")
     p.add_argument("--qemu", "--qemu-binary", dest="qemu_binary", metavar="PATH",
                    help="the QEMU to run (default: qemu-system-ppc64 on PATH); the release it is "
