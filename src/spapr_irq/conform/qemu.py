@@ -93,16 +93,10 @@ async def run_case(binary: str, case: Case, kernel: Path | None, initrd: Path | 
     with tempfile.TemporaryDirectory(prefix="spapr-irq-conform-") as tmp:
         console, sock = Path(tmp) / "console.log", Path(tmp) / "qmp.sock"
         words = command_line(binary, case, kernel, initrd, accel, console, sock)
-        proc = await asyncio.create_subprocess_exec(
-            *words, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
+        proc = await _spawn(words)
         client = QMPClient(case.name)
         try:
-            while not sock.exists() and proc.returncode is None:
-                try:
-                    await asyncio.wait_for(proc.wait(), 0.05)
-                except asyncio.TimeoutError:
-                    pass
+            await _socket_or_exit(proc, sock)
             if proc.returncode is not None:  # QEMU refused the configuration
                 run.status = proc.returncode
                 return run
@@ -150,6 +144,22 @@ async def run_case(binary: str, case: Case, kernel: Path | None, initrd: Path | 
     return run
 
 
+async def _spawn(words: list[str]):
+    """Start QEMU with no input, its output discarded and its stderr kept."""
+    return await asyncio.create_subprocess_exec(
+        *words, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+
+
+async def _socket_or_exit(proc, sock: Path) -> None:
+    """Wait until QEMU's QMP socket exists or QEMU has exited (it refused its command line)."""
+    while not sock.exists() and proc.returncode is None:
+        try:
+            await asyncio.wait_for(proc.wait(), 0.05)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def _wait_migrated(qmp, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -170,17 +180,11 @@ async def _run_destination(binary: str, case: Case, kernel, initrd, accel: str, 
     target = Case(case.name, case.migrate_to, case.append)
     words = command_line(binary, target, kernel, initrd, accel, tmp / "console-dst.log",
                          tmp / "qmp-dst.sock") + ["-incoming", f"exec:cat {tmp / 'stream'}"]
-    proc = await asyncio.create_subprocess_exec(
-        *words, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
+    proc = await _spawn(words)
     sock = tmp / "qmp-dst.sock"
     client = QMPClient(case.name + "-dst")
     try:
-        while not sock.exists() and proc.returncode is None:
-            try:
-                await asyncio.wait_for(proc.wait(), 0.05)
-            except asyncio.TimeoutError:
-                pass
+        await _socket_or_exit(proc, sock)
         try:
             if proc.returncode is None:
                 await client.connect(str(sock))
