@@ -76,3 +76,23 @@ def test_an_unknown_release_is_bad_input():
     with pytest.raises(ConfigError) as info:
         parse_options("", qemu="6.6")
     assert "unknown QEMU release '6.6'" in info.value.text
+
+
+@pytest.mark.parametrize("version", sorted(RELEASES))
+def test_each_release_says_what_it_changes_and_the_text_matches_its_data(version):
+    release = RELEASES[version]
+    text = "\n".join(release.changes)
+    assert ("TCG refuses threads > 1" in text) == (release.tcg_smt == "refused")
+    assert ("zero member is refused" in text) == (release.smp_zero == "invalid")
+    assert f"pseries-{release.latest[0]}.{release.latest[1]}" in text
+    assert all(cpu in text for _last, cpu in release.default_cpus[2:])
+
+
+def test_the_releases_command_lists_every_release_and_marks_the_default(capsys):
+    from spapr_irq.cli import main
+
+    assert main(["releases"]) == 0
+    out = capsys.readouterr().out
+    assert f"QEMU {DEFAULT_RELEASE} (default)" in out
+    for version, release in RELEASES.items():
+        assert f"QEMU {version}" in out and all(f"  - {c}" in out for c in release.changes)

@@ -11,7 +11,7 @@
                       [--jobs N] [--accel tcg|kvm] [--json]
     resolve, explain, matrix, pic and migrate take --qemu VERSION (7.2, 10.1): the QEMU
     release modeled.
-    spapr-irq hosts | guests
+    spapr-irq hosts | guests | releases
 
 QEMU options (``-M``, ``-machine``, ``-cpu``, ``-smp``, ``-accel``, ``-enable-kvm``) pass through as
 QEMU spells them. ``--fault create_device:ENOMEM[:2]`` fails the (second) KVM call of that name
@@ -32,7 +32,8 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "conform", "hosts", "guests")
+COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "conform", "hosts", "guests",
+            "releases")
 
 
 class UsageError(Exception):
@@ -159,7 +160,7 @@ def parse_args(argv: list[str]) -> Args:
             args.format = "json"
         else:
             raise UsageError(f"--json is not an option of {command}")
-    if command in ("hosts", "guests") and (args.qemu or args.hosts or args.guests):
+    if command in ("hosts", "guests", "releases") and (args.qemu or args.hosts or args.guests):
         raise UsageError(f"{command} takes no arguments")
     if command != "pic" and (args.normalize or args.before_cas or args.file):
         raise UsageError(f"--normalize, --before-cas and --file are for pic, not {command}")
@@ -211,6 +212,14 @@ def _run(args: Args) -> int:
     if args.command == "hosts":
         for name, host in PRESETS.items():
             print(f"{name:26} {host.describe()}")
+        return 0
+    if args.command == "releases":
+        from .releases import DEFAULT_RELEASE, RELEASES
+
+        for version, release in RELEASES.items():
+            print(f"QEMU {version}{' (default)' if version == DEFAULT_RELEASE else ''}")
+            for change in release.changes:
+                print(f"  - {change}")
         return 0
     if args.command == "guests":
         for name, guest in GUESTS.items():

@@ -49,6 +49,8 @@ class Release:
     smp_levels: tuple[str, ...]
     #: How a refused level is named: "{level} not supported ..." (before 9.0) or "{level} > 1 ...".
     smp_level_text: str
+    #: One line each: what this release does differently on the paths modeled (for `releases`).
+    changes: tuple[str, ...] = ()
 
     @property
     def latest(self) -> tuple[int, int]:
@@ -86,6 +88,15 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
         smp_zero="deprecated",
         smp_levels=("clusters", "dies"),
         smp_level_text="{level} not supported by this machine's CPU topology",
+        changes=(
+            "machine types pseries-2.1 to 2.12, 2.12-sxxm, 3.0 to 7.2; pseries is pseries-7.2",
+            "default CPU power9_v2.0 from pseries-4.0; power9_v2.2 does not exist",
+            "TCG refuses threads > 1: 'TCG cannot support more than 1 thread/core on a pseries "
+            "machine'",
+            "-smp with a zero member: a 'Deprecated CPU topology' warning, the zero ignored",
+            "-smp dies/clusters > 1: '<level> not supported by this machine's CPU topology'; "
+            "books, drawers, modules unknown",
+        ),
     ),
     Release(
         version="10.1",
@@ -99,6 +110,13 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
         smp_zero="invalid",
         smp_levels=("modules", "clusters", "dies", "books", "drawers"),
         smp_level_text="{level} > 1 not supported by this machine's CPU topology",
+        changes=(
+            "machine types up to pseries-10.1",
+            "default CPU power9_v2.2 for pseries-4.0 to 8.2, power10_v2.0 from 9.0",
+            "TCG runs SMT on POWER8 and later, up to 8 threads (8.1)",
+            "-smp with a zero member is refused (9.0)",
+            "-smp books, drawers (8.2) and modules (9.0) known: '> 1 not supported'",
+        ),
     ),
 )}
 #: The release modeled when none is named: the newest this model knows.
