@@ -59,14 +59,19 @@ def _guest_view(machine: Machine) -> dict:
             "pic": machine.info_pic(normalize=True)}
 
 
+def _runner_options(case: Case, accel: str) -> list[str]:
+    """The options the runner gives QEMU for `case` (its -serial, -kernel, -append, ...), which
+    the model reads as QEMU does; the paths do not matter to it."""
+    return command_line("qemu-system-ppc64", case, Path("vmlinux"), Path("initrd"), accel,
+                        Path("console.log"), Path("qmp.sock"))[1:]
+
+
 def observe_model(case: Case, qemu: str, host: Host | str = "tcg", accel: str = "tcg") -> Observation:
     """The model's prediction for `case` under QEMU release `qemu` on `host`, given the whole
     command line the runner gives QEMU (its -serial, -kernel, -append, ... included)."""
     host = host if isinstance(host, Host) else parse_host(host)
-    words = command_line("qemu-system-ppc64", case, Path("vmlinux"), Path("initrd"), accel,
-                         Path("console.log"), Path("qmp.sock"))[1:]
     try:
-        config = parse_options(words, qemu=qemu)
+        config = parse_options(_runner_options(case, accel), qemu=qemu)
     except ConfigError as exc:
         return Observation(1, exc.text)
     machine = Machine(config, host)
@@ -90,9 +95,7 @@ def _migrate_model(case: Case, source: Machine, qemu: str, host: Host, accel: st
     """Save the booted source and load it into a destination started with migrate_to."""
     stream = source.save()
     target_case = Case(case.name, case.migrate_to, case.append)
-    words = command_line("qemu-system-ppc64", target_case, Path("vmlinux"), Path("initrd"), accel,
-                         Path("console.log"), Path("qmp.sock"))[1:]
-    target = Machine(parse_options(words, qemu=qemu), host)
+    target = Machine(parse_options(_runner_options(target_case, accel), qemu=qemu), host)
     try:
         target.start(incoming=True)
         target.load(stream)

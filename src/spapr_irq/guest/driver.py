@@ -25,6 +25,11 @@ class Driver:
     m = None  # the machine
     online: set[int] = frozenset()  # the CPUs the kernel runs on (a hot-plugged one once up)
 
+    def moved_to(self, machine) -> None:
+        """The kernel arrived on another machine with its RAM (an incoming migration): from now
+        on its hypercalls, RTAS calls and MMIO go there."""
+        self.m = machine
+
     def handle(self, vcpu: int, limit: int = 10_000) -> list[Handled]:
         raise NotImplementedError
 

@@ -127,6 +127,21 @@ class XiveController(XiveKvm, InterruptController):
     def hcall_handler(self, name: str):
         return getattr(self, "h_" + name[2:].lower(), None)
 
+    def _refused(self, ctx: GuestContext, flags: int, allowed: int = 0,
+                 lisn: int | None = None) -> tuple[int] | None:
+        """What every XIVE hcall checks first, in QEMU's order: XIVE negotiated at CAS (else
+        H_FUNCTION), no flag outside `allowed` (else H_PARAMETER), then the LISN when the hcall
+        names one. The return code to answer with, or None to go on."""
+        if not ctx.xive_negotiated:
+            return (papr.H_FUNCTION,)
+        if flags & ~allowed:
+            return (papr.H_PARAMETER,)
+        if lisn is not None:
+            error = self._lisn_error(lisn)
+            if error:
+                return (error,)
+        return None
+
     def _lisn_error(self, lisn: int) -> int | None:
         if lisn >= self.nr_irqs:
             self.reports.append(f"XIVE: Unknown LISN {lisn:#x}")
@@ -161,13 +176,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_get_source_info(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn = args[0], args[1]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags:
-            return (papr.H_PARAMETER,)
-        error = self._lisn_error(lisn)
-        if error:
-            return (error,)
+        refused = self._refused(ctx, flags, lisn=lisn)
+        if refused:
+            return refused
         out_flags = 0
         if self.state.source.store_eoi:
             out_flags |= SPAPR_XIVE_SRC_STORE_EOI
@@ -181,13 +192,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_set_source_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn, target, priority, eisn = args[:5]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags & ~(SPAPR_XIVE_SRC_SET_EISN | SPAPR_XIVE_SRC_MASK):
-            return (papr.H_PARAMETER,)
-        error = self._lisn_error(lisn)
-        if error:
-            return (error,)
+        refused = self._refused(ctx, flags, SPAPR_XIVE_SRC_SET_EISN | SPAPR_XIVE_SRC_MASK, lisn=lisn)
+        if refused:
+            return refused
         eas = self.state.eas(lisn)
         if priority == 0xFF:  # resets the EAS; QEMU skips the KVM update here
             self.state.eat[lisn] = EAS_VALID | EAS_MASKED
@@ -209,13 +216,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_get_source_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn = args[0], args[1]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags:
-            return (papr.H_PARAMETER,)
-        error = self._lisn_error(lisn)
-        if error:
-            return (error,)
+        refused = self._refused(ctx, flags, lisn=lisn)
+        if refused:
+            return refused
         eas = self.state.eas(lisn)
         end = self.state.end((eas >> EAS_END_INDEX_SHIFT) & EAS_END_INDEX_MASK)
         nvt_idx = end[6] & END_W6_NVT_INDEX_MASK
@@ -225,10 +228,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_get_queue_info(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, target, priority = args[0], args[1], args[2]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags:
-            return (papr.H_PARAMETER,)
+        refused = self._refused(ctx, flags)
+        if refused:
+            return refused
         rc, end_idx = self._end_of(ctx, target, priority, papr.H_P3, papr.H_P2)
         if rc:
             return (rc,)
@@ -238,10 +240,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_set_queue_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, target, priority, qpage, qsize = args[:5]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags & ~SPAPR_XIVE_END_ALWAYS_NOTIFY:
-            return (papr.H_PARAMETER,)
+        refused = self._refused(ctx, flags, SPAPR_XIVE_END_ALWAYS_NOTIFY)
+        if refused:
+            return refused
         rc, end_idx = self._end_of(ctx, target, priority, papr.H_P3, papr.H_P2)
         if rc:
             return (rc,)
@@ -280,10 +281,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_get_queue_config(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, target, priority = args[0], args[1], args[2]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags & ~SPAPR_XIVE_END_DEBUG:
-            return (papr.H_PARAMETER,)
+        refused = self._refused(ctx, flags, SPAPR_XIVE_END_DEBUG)
+        if refused:
+            return refused
         rc, end_idx = self._end_of(ctx, target, priority, papr.H_P3, papr.H_P2)
         if rc:
             return (rc,)
@@ -311,13 +311,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_esb(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn, offset, data = args[:4]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags & ~SPAPR_XIVE_ESB_STORE:
-            return (papr.H_PARAMETER,)
-        error = self._lisn_error(lisn)
-        if error:
-            return (error,)
+        refused = self._refused(ctx, flags, SPAPR_XIVE_ESB_STORE, lisn=lisn)
+        if refused:
+            return refused
         if offset > (1 << papr.XIVE_ESB_SHIFT):
             return (papr.H_P3,)
         store = bool(flags & SPAPR_XIVE_ESB_STORE)
@@ -334,22 +330,17 @@ class XiveController(XiveKvm, InterruptController):
 
     def h_int_sync(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
         flags, lisn = args[0], args[1]
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if flags:
-            return (papr.H_PARAMETER,)
-        error = self._lisn_error(lisn)
-        if error:
-            return (error,)
+        refused = self._refused(ctx, flags, lisn=lisn)
+        if refused:
+            return refused
         if self.in_kernel and self._kvm_attr(KVM_DEV_XIVE_GRP_SOURCE_SYNC, lisn, None):
             return (papr.H_HARDWARE,)
         return (papr.H_SUCCESS,)
 
     def h_int_reset(self, ctx: GuestContext, vcpu: int, args) -> tuple[int, ...]:
-        if not ctx.xive_negotiated:
-            return (papr.H_FUNCTION,)
-        if args[0]:
-            return (papr.H_PARAMETER,)
+        refused = self._refused(ctx, args[0])
+        if refused:
+            return refused
         # device_cold_reset() of the sPAPR XIVE: it has no reset method (its tables are reset by a
         # qemu_register_reset handler) and no bus, so QEMU's EAT, ENDT and PQs stay as they are.
         if self.in_kernel and self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_RESET, None):

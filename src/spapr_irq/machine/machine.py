@@ -24,6 +24,7 @@ from ..intc.base import ClaimError, ConnectError, InterruptController
 from ..intc.xics import XicsController
 from ..intc.xive import XiveController
 from ..memory import GuestMemory
+from ..monitor import normalize_info_pic
 from ..policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchip_rule,
                       mode_has_xics, mode_has_xive)
 from .dispatch import DispatchTable, GuestInterface
@@ -696,8 +697,6 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         lines.append(f"irqchip: {'in-kernel' if self.active.in_kernel else 'emulated'}")
         text = "\n".join(lines) + "\n"
         if normalize:
-            from ..monitor import normalize_info_pic
-
             text = normalize_info_pic(text)
         return text
 

@@ -203,6 +203,6 @@ class Migration:
         it arrives inside guest RAM."""
         if self.runstate != "running":
             raise StateError(f"cannot resume a guest: the machine is {self.runstate}")
-        driver.m = self
+        driver.moved_to(self)
         self.driver = driver
         self.guest = profile
