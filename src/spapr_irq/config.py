@@ -432,7 +432,9 @@ def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConf
     # With no accelerator named, which one runs is the host's business: a bad value is kept and
     # refused by the machine only if KVM is chosen.
     irqchip_unparsed = None
-    if machine_irqchip_option is not None and "kvm" in accel:
+    if machine_irqchip_option is not None and release.irq.kernel_irqchip_of == "machine":
+        machine_irqchip = _onoffsplit(*machine_irqchip_option)  # 4.2 and older: the machine's
+    elif machine_irqchip_option is not None and "kvm" in accel:
         machine_irqchip = _onoffsplit(*machine_irqchip_option)
     elif machine_irqchip_option is not None and not accel:
         if machine_irqchip_option[1] in KERNEL_IRQCHIP_VALUES:

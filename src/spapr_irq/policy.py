@@ -1,8 +1,10 @@
 """The selection rules, as data: which mode a machine gets and whether its controller is in-kernel.
 
 Each :class:`Rule` names the guarantee of DESIGN.md it serves, so that ``explain`` can say why a step
-was taken. :data:`INIT_CHECKS` is ``spapr_irq_init``/``spapr_irq_check`` of today's QEMU (5.2 and
-later), in order; the machine runs it and records every rule it evaluates.
+was taken. :data:`CHECKS` are the checks of ``spapr_irq_init``/``spapr_irq_check`` of every release
+modeled; a release names the ones it runs, in its order (``releases.IrqPolicy.init_checks``;
+:data:`INIT_CHECKS` is today's list). The machine runs them and records every rule it evaluates.
+Rules marked with a release apply only where that release's policy says so.
 """
 
 from __future__ import annotations
@@ -70,6 +72,26 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "After an incoming migration the active controller is the one the migrated CAS result "
          "asks for (spapr_irq_post_load), connected to the destination's KVM as its "
          "kernel-irqchip allows, and the state is pushed into it."),
+    Rule("split-any-accel", "G2",
+         "QEMU 4.2 and older: kernel-irqchip=split is refused under any accelerator (the property "
+         "belongs to the machine)."),
+    Rule("tcg-irqchip-required", "G2",
+         "QEMU 4.1-4.2: kernel-irqchip=on under TCG is refused: 'kernel_irqchip requested but only "
+         "available with KVM'."),
+    Rule("dual-no-kvm", "G2",
+         "QEMU 4.0: the dual backend has no KVM support; under KVM it needs kernel-irqchip=off."),
+    Rule("xive-no-kvm", "G2",
+         "QEMU 4.0: XIVE is emulated only; kernel-irqchip=on with ic-mode=xive under KVM is "
+         "refused, otherwise XIVE is emulated without a word."),
+    Rule("dual-xics-without-kvm-xive", "G1",
+         "Greg Kurz's rejected patch (2019-06-06): under KVM without KVM_CAP_PPC_IRQ_XIVE, "
+         "ic-mode=dual silently becomes xics, to keep the in-kernel XICS."),
+    Rule("cas-reboot", "G3",
+         "QEMU 4.0-4.2: XIVE newly negotiated on a machine with both modes requests a reset that "
+         "keeps the CAS result; the guest goes through firmware and CAS again, now in XIVE."),
+    Rule("dual-reset-recreate", "G3",
+         "QEMU 4.1: every reset of a dual machine destroys both KVM devices and creates the "
+         "current mode's device again (spapr_irq_reset_dual)."),
     Rule("reset-boot-mode", "G3",
          "A machine reset forgets the CAS result, so a dual machine is back in XICS until the "
          "next CAS; the KVM device is re-created only when the active controller changes."),
@@ -85,6 +107,10 @@ class InitContext:
     kernel_irqchip: str  # allowed | on | off | split
     power9_capable: bool
     probe_broken_disconnect: Callable[[], bool]
+    #: kvmppc_has_cap_xive(): the VM's KVM_CAP_PPC_IRQ_XIVE, as cached by kvm_arch_init.
+    kvm_has_xive: bool = False
+    #: Which wording of the broken-disconnect refusal the release has.
+    broken_disconnect_text: str = "incompatible"
 
 
 @dataclass(frozen=True)
@@ -101,6 +127,8 @@ BROKEN_DISCONNECT_HINTS = (
     "This can happen with an old KVM or in a KVM nested guest.",
     "Try without kernel-irqchip or with kernel-irqchip=off.",
 )
+#: QEMU 4.1-5.1's wording, without hints.
+BROKEN_DISCONNECT_MESSAGE_4_1 = "KVM is too old to support ic-mode=dual,kernel-irqchip=on"
 
 
 def _split(ctx: InitContext) -> Outcome:
@@ -127,17 +155,64 @@ def _broken_disconnect(ctx: InitContext) -> Outcome:
     if not (ctx.kvm and ctx.ic_mode == "dual" and ctx.kernel_irqchip == "on"):
         return Outcome(detail="probe not needed (only for KVM with ic-mode=dual,kernel-irqchip=on)")
     if ctx.probe_broken_disconnect():
+        if ctx.broken_disconnect_text == "too-old":
+            return Outcome(fatal=(BROKEN_DISCONNECT_MESSAGE_4_1, ()))
         return Outcome(fatal=(BROKEN_DISCONNECT_MESSAGE, BROKEN_DISCONNECT_HINTS))
     return Outcome(detail="the KVM XICS device can be destroyed and re-created")
 
 
-#: spapr_irq_init + spapr_irq_check, in QEMU's order. The mode a check returns feeds the next ones.
-INIT_CHECKS: tuple[tuple[str, Callable[[InitContext], Outcome]], ...] = (
-    ("split", _split),
-    ("dual-becomes-xics", _dual_becomes_xics),
-    ("xive-needs-power9", _xive_needs_power9),
-    ("broken-disconnect", _broken_disconnect),
-)
+def _split_any_accel(ctx: InitContext) -> Outcome:
+    if ctx.kernel_irqchip == "split":
+        return Outcome(fatal=("kernel_irqchip split mode not supported on pseries", ()))
+    return Outcome(detail="not split")
+
+
+def _tcg_irqchip_required(ctx: InitContext) -> Outcome:
+    if not ctx.kvm and ctx.kernel_irqchip == "on":
+        return Outcome(fatal=("kernel_irqchip requested but only available with KVM", ()))
+    return Outcome(detail="KVM, or kernel-irqchip not required")
+
+
+def _dual_no_kvm(ctx: InitContext) -> Outcome:
+    if ctx.kvm and ctx.ic_mode == "dual" and ctx.kernel_irqchip != "off":
+        return Outcome(fatal=("No KVM support for the 'dual' machine", ()))
+    return Outcome(detail="not dual under KVM with the in-kernel irqchip allowed")
+
+
+def _xive_no_kvm(ctx: InitContext) -> Outcome:
+    if ctx.kvm and ctx.ic_mode == "xive" and ctx.kernel_irqchip == "on":
+        return Outcome(fatal=("kernel_irqchip requested. no KVM XIVE support", ()))
+    return Outcome(detail="XIVE, if any, will be emulated")
+
+
+def _dual_xics_without_kvm_xive(ctx: InitContext) -> Outcome:
+    if ctx.kvm and ctx.ic_mode == "dual" and not ctx.kvm_has_xive:
+        return Outcome(mode="xics", detail="KVM lacks KVM_CAP_PPC_IRQ_XIVE: dual becomes xics")
+    return Outcome(detail="not dual under a KVM without XIVE")
+
+
+#: Every check of spapr_irq_init / spapr_irq_check any modeled release runs, by name. The mode a
+#: check returns feeds the next ones.
+CHECKS: dict[str, Callable[[InitContext], Outcome]] = {
+    "split": _split,
+    "split-any-accel": _split_any_accel,
+    "tcg-irqchip-required": _tcg_irqchip_required,
+    "dual-becomes-xics": _dual_becomes_xics,
+    "xive-needs-power9": _xive_needs_power9,
+    "broken-disconnect": _broken_disconnect,
+    "dual-no-kvm": _dual_no_kvm,
+    "xive-no-kvm": _xive_no_kvm,
+    "dual-xics-without-kvm-xive": _dual_xics_without_kvm_xive,
+}
+
+
+def init_checks(names: tuple[str, ...]) -> tuple[tuple[str, Callable[[InitContext], Outcome]], ...]:
+    """The checks a release names, in its order."""
+    return tuple((name, CHECKS[name]) for name in names)
+
+
+#: Today's spapr_irq_init + spapr_irq_check (5.2 and later), in QEMU's order.
+INIT_CHECKS = init_checks(("split", "dual-becomes-xics", "xive-needs-power9", "broken-disconnect"))
 
 
 def mode_has_xics(mode: str) -> bool:

@@ -10,7 +10,7 @@ default.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ConfigError
 
@@ -24,6 +24,45 @@ def _versions(last: tuple[int, int]) -> tuple[tuple[int, int], ...]:
         top = minors[major] if major < last[0] else last[1]
         out.extend((major, minor) for minor in range(first, top + 1))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class IrqPolicy:
+    """How a release's interrupt-controller code behaves where releases differ (spec/qemu.md
+    2.4, 3.3, 4.2-4.3). The defaults are today's QEMU (5.2 and later); each field names the
+    release that changed it."""
+
+    #: spapr_irq_init + spapr_irq_check, in order: names of checks in policy.INIT_CHECKS.
+    init_checks: tuple[str, ...] = ("split", "dual-becomes-xics", "xive-needs-power9",
+                                    "broken-disconnect")
+    #: The broken-disconnect refusal: "incompatible" (5.2: the text and its two hints) or
+    #: "too-old" (4.1-5.1: "KVM is too old to support ...", no hints).
+    broken_disconnect_text: str = "incompatible"
+    #: 4.0: XIVE is emulated only; there is no KVM XIVE code in QEMU.
+    kvm_xive: bool = True
+    #: 4.1-rc and older fall back to the emulated controller without a word (error_free); 4.1.0
+    #: added "kernel_irqchip allowed but unavailable" and the hint.
+    fallback_warning: bool = True
+    #: When the KVM device is created: "init" (4.2+: the active controller is connected at
+    #: machine init) or "reset" (4.0-4.1: the backend's reset hook calls spapr_irq_init_kvm).
+    connect_at: str = "init"
+    #: A reset in dual mode: "on-change" (4.2+: only a change of active controller reconnects)
+    #: or "recreate" (4.1: both KVM devices destroyed, the current one created again).
+    dual_reset: str = "on-change"
+    #: The switch to the mode the guest chose: "in-cas" (5.0+) or "reboot" (4.0-4.2: XIVE newly
+    #: negotiated on a machine with both modes requests a reset that keeps the CAS result).
+    cas_switch: str = "in-cas"
+    #: 4.1+: CAS refuses an invalid or unavailable interrupt mode; 4.0 takes any answer.
+    cas_checks: bool = True
+    #: 5.0+: QEMU sets KVM_DEV_XICS_NR_SERVERS / KVM_DEV_XIVE_NR_SERVERS when KVM has them.
+    nr_servers: bool = True
+    #: Where kernel-irqchip lives: "accel" (5.0+: the KVM accelerator's property, nothing under
+    #: TCG) or "machine" (4.2 and older: a machine property, read under TCG too).
+    kernel_irqchip_of: str = "accel"
+
+
+#: Today's interrupt-controller behaviour (5.2 and later).
+TODAY = IrqPolicy()
 
 
 @dataclass(frozen=True)
@@ -51,6 +90,10 @@ class Release:
     smp_level_text: str
     #: One line each: what this release does differently on the paths modeled (for `releases`).
     changes: tuple[str, ...] = ()
+    #: The interrupt-controller code of this release, where it differs from today's.
+    irq: IrqPolicy = field(default=TODAY)
+    #: A variant is a release with a patch applied (``4.1+kurz-2019``); its base release.
+    base: str | None = None
 
     @property
     def latest(self) -> tuple[int, int]:
@@ -76,7 +119,91 @@ _OLD_ALIASES = (("power7", "power7_v2.3"), ("power7+", "power7+_v2.1"), ("power8
                 ("power8nvl", "power8nvl_v1.0"), ("power8", "power8_v2.0"),
                 ("power10", "power10_v2.0"))
 
+#: -smp in the 4.x and 5.x releases (vl.c smp_parse) is not modeled beyond plain counts.
+_OLD_SMP = dict(tcg_smt="refused", smp_zero="unmodeled", smp_levels=(), smp_level_text="")
+_OLD_4X_CPUS = _OLD_CPUS
+_OLD_4X_ALIASES = _OLD_ALIASES[:-1] + (("power9", "power9_v2.0"),)
+
+
+def _old(version: str, last: tuple[int, int], irq: IrqPolicy, changes: tuple[str, ...],
+         base: str | None = None) -> Release:
+    return Release(version=version, machine_versions=_versions(last),
+                   machine_variants=(("pseries-2.12-sxxm", (2, 12)),), cpu_models=_OLD_4X_CPUS,
+                   cpu_aliases=_OLD_4X_ALIASES,
+                   default_cpus=(((2, 7), "power7_v2.3"), ((3, 1), "power8_v2.0"),
+                                 (last, "power9_v2.0")),
+                   changes=changes + (
+                       "default CPU power9_v2.0 from pseries-4.0",
+                       "TCG refuses threads > 1; -smp zero members and levels are not modeled"),
+                   irq=irq, base=base, **_OLD_SMP)
+
+
+_IRQ_4_0 = IrqPolicy(
+    init_checks=("split-any-accel", "tcg-irqchip-required", "dual-becomes-xics",
+                 "xive-needs-power9", "dual-no-kvm", "xive-no-kvm"),
+    kvm_xive=False, fallback_warning=False, connect_at="reset", cas_switch="reboot",
+    cas_checks=False, nr_servers=False, kernel_irqchip_of="machine")
+_IRQ_4_1 = IrqPolicy(
+    init_checks=("split-any-accel", "tcg-irqchip-required", "dual-becomes-xics",
+                 "xive-needs-power9", "broken-disconnect"),
+    broken_disconnect_text="too-old", connect_at="reset", dual_reset="recreate",
+    cas_switch="reboot", nr_servers=False, kernel_irqchip_of="machine")
+_IRQ_4_2 = IrqPolicy(
+    init_checks=_IRQ_4_1.init_checks, broken_disconnect_text="too-old", cas_switch="reboot",
+    nr_servers=False, kernel_irqchip_of="machine")
+_IRQ_5_0 = IrqPolicy(broken_disconnect_text="too-old")
+
 RELEASES: dict[str, Release] = {r.version: r for r in (
+    _old("4.0", (4, 0), _IRQ_4_0, (
+        "machine types up to pseries-4.0; ic-mode introduced, pseries-4.0 defaults to xics",
+        "XIVE is emulated only: ic-mode=xive,kernel-irqchip=on under KVM is 'kernel_irqchip "
+        "requested. no KVM XIVE support'",
+        "ic-mode=dual under KVM needs kernel-irqchip=off: 'No KVM support for the 'dual' machine'",
+        "the fallback to the emulated XICS is silent",
+        "the KVM XICS device is created at the first reset",
+        "CAS takes any interrupt mode; XIVE newly negotiated on a dual machine reboots the guest",
+        "kernel-irqchip is a machine property: TCG refuses kernel-irqchip=on, split is refused "
+        "under any accelerator",
+    )),
+    _old("4.1", (4, 1), _IRQ_4_1, (
+        "machine types up to pseries-4.1, which defaults to ic-mode=dual",
+        "KVM XIVE; 'KVM is too old to support ic-mode=dual,kernel-irqchip=on' (no hints)",
+        "KVM devices are created by the first reset, and every reset of a dual machine destroys "
+        "both and creates the current one again",
+        "CAS refuses invalid and unavailable modes; XIVE newly negotiated on a dual machine "
+        "reboots the guest (CAS reboot)",
+        "the fallback warns 'kernel_irqchip allowed but unavailable' with the hint",
+        "kernel-irqchip is a machine property: TCG refuses kernel-irqchip=on, split is refused "
+        "under any accelerator",
+    )),
+    _old("4.1+kurz-2019", (4, 1), IrqPolicy(
+        init_checks=_IRQ_4_1.init_checks + ("dual-xics-without-kvm-xive",),
+        broken_disconnect_text="too-old", connect_at="reset", dual_reset="recreate",
+        cas_switch="reboot", nr_servers=False, kernel_irqchip_of="machine"), (
+        "QEMU 4.1 with Greg Kurz's rejected patch of 2019-06-06 ('spapr: Don't use the \"dual\" "
+        "interrupt controller mode with an old hypervisor'): under KVM without KVM_CAP_PPC_IRQ_XIVE "
+        "ic-mode=dual silently becomes xics",
+        "otherwise QEMU 4.1: machine types up to pseries-4.1",
+    ), base="4.1"),
+    _old("4.2", (4, 2), _IRQ_4_2, (
+        "machine types up to pseries-4.2",
+        "an active interrupt controller: KVM devices are created at init and re-created only "
+        "when the active controller changes",
+        "CAS still reboots the guest when XIVE is newly negotiated on a dual machine",
+        "kernel-irqchip is a machine property: TCG refuses kernel-irqchip=on",
+    )),
+    _old("5.0", (5, 0), _IRQ_5_0, (
+        "machine types up to pseries-5.0",
+        "the mode switch happens inside CAS: no CAS reboot",
+        "kernel-irqchip belongs to the KVM accelerator: no effect under TCG, split refused under "
+        "KVM only",
+        "KVM_DEV_XICS_NR_SERVERS / KVM_DEV_XIVE_NR_SERVERS set from maxcpus",
+    )),
+    _old("5.2", (5, 2), TODAY, (
+        "machine types up to pseries-5.2",
+        "'KVM is incompatible with ic-mode=dual,kernel-irqchip=on' and its two hints",
+        "per-device in-kernel checks (spapr_xive_in_kernel)",
+    )),
     Release(
         version="7.2",
         machine_versions=_versions((7, 2)),
@@ -121,6 +248,10 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
 )}
 #: The release modeled when none is named: the newest this model knows.
 DEFAULT_RELEASE = "10.1"
+
+
+def release_names() -> str:
+    return ", ".join(RELEASES)
 
 
 def get_release(version: str | None) -> Release:

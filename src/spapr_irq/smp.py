@@ -61,6 +61,8 @@ def read_smp(option: str, props: list[str], release=None) -> dict[str, int]:
                 raise ConfigError(f"{option}: Expected '=' after parameter '{prop}'")
             raise ConfigError(f"{option}: Invalid parameter '{prop}'")
         key, val = prop.split("=", 1)
+        if release is not None and release.smp_zero == "unmodeled" and key in UNSUPPORTED:
+            raise NotImplementedError(f"-smp {key}= in QEMU {release.version} is not modeled")
         known = PARAMETERS if release is None else [p for p in PARAMETERS if p not in UNSUPPORTED
                                                      or p in release.smp_levels]
         if key not in known:
@@ -78,6 +80,9 @@ def topology(given: dict[str, int], prefer_sockets: bool, machine: str,
     warnings = []
     zero = "CPU topology parameters must be greater than zero"
     if any(value == 0 for value in given.values()):
+        if release is not None and release.smp_zero == "unmodeled":
+            raise NotImplementedError(f"-smp with a zero member in QEMU {release.version} is not "
+                                      "modeled")
         if release is not None and release.smp_zero == "deprecated":
             warnings.append(f"Deprecated CPU topology (considered invalid): {zero}")
         else:

@@ -46,7 +46,7 @@ def qemu_release(binary: str) -> tuple[str, str]:
     release = f"{match.group(1)}.{match.group(2)}"
     if release not in RELEASES:
         raise InputError(f"{binary} is QEMU {match.group(0)[8:]}: this model reproduces QEMU "
-                         f"{', '.join(RELEASES)}")
+                         f"{', '.join(v for v, r in RELEASES.items() if r.base is None)}")
     return match.group(0)[8:], release
 
 

@@ -75,14 +75,18 @@ class GuestProfile:
         offers ibm,arch-vec-5-platform-support, as after a reset) prom_init calls CAS on the
         boot vCPU. On a machine that negotiated already the kernel was kexec'd: the running
         kernel tears its driver down, and the new one takes the negotiated mode as it stands,
-        without CAS (B.2)."""
+        without CAS (B.2). A CAS that rebooted the machine (QEMU 4.0-4.2) is made again."""
         if machine.fdt.get("/chosen", {}).get("ibm,arch-vec-5-platform-support"):
             machine.cas(machine.vcpus[0], self.ov5(machine.fdt))
+            if machine.fdt.get("/chosen", {}).get("ibm,arch-vec-5-platform-support"):
+                # QEMU 4.0-4.2 rebooted at CAS (the mode changed): firmware runs again, and so
+                # does prom_init's CAS, which now finds the mode in place.
+                machine.cas(machine.vcpus[0], self.ov5(machine.fdt))
         elif machine.driver is not None:
             machine.driver.shutdown()
         mode = self.driver(machine.fdt)
         if mode == "xics" and not machine.intc_node()[1].get("device_type", "").startswith("PowerPC"):
-            raise StateError(f"{self.name} cannot run the XIVE mode it was kexec'd into: "
+            raise StateError(f"{self.name} cannot run the XIVE mode the machine is in: "
                              "XICS: Cannot find a Presentation Controller !")
         machine.driver = XicsDriver(machine) if mode == "xics" else XiveDriver(machine)
         machine.driver.init()

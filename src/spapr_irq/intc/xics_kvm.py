@@ -48,7 +48,8 @@ class XicsKvm:
                 raise ConnectError(
                     f"Error on KVM_CREATE_DEVICE for XICS: {strerror(exc.errno)}"
                 ) from None
-            if has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):
+            # QEMU 5.0+ (nr_servers 0: an older QEMU, which leaves KVM's default)
+            if nr_servers and has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):
                 try:
                     kvm.set_attr(fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS, nr_servers)
                 except KvmError as exc:

@@ -45,7 +45,8 @@ class XiveKvm:
             raise ConnectError(f"XIVE: error creating KVM device: {strerror(exc.errno)}") from None
         self.fd = fd
         with self._connecting():
-            if has_attr(kvm, fd, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_NR_SERVERS):
+            # QEMU 5.0+ (nr_servers 0: an older QEMU, which leaves KVM's default)
+            if nr_servers and has_attr(kvm, fd, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_NR_SERVERS):
                 try:
                     kvm.set_attr(fd, KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_NR_SERVERS, nr_servers)
                 except KvmError as exc:

@@ -25,7 +25,7 @@ from ..intc.xics import XicsController
 from ..intc.xive import XiveController
 from ..memory import GuestMemory
 from ..monitor import normalize_info_pic
-from ..policy import (INIT_CHECKS, RULES, InitContext, advertised_byte23, irqchip_rule,
+from ..policy import (RULES, InitContext, advertised_byte23, init_checks, irqchip_rule,
                       mode_has_xics, mode_has_xive)
 from .dispatch import DispatchTable, GuestInterface
 from .hotplug import CpuHotplug
@@ -362,13 +362,16 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         compat = f", max-cpu-compat={config.max_cpu_compat}" if config.max_cpu_compat else ""
         self._step("cpu", f"{self.cpu_family.upper()}{compat}: "
                    f"{'' if self.power9_capable else 'not '}POWER9-capable", "power9-capable")
-        for rule, check in INIT_CHECKS:
+        policy = config.release.irq
+        for rule, check in init_checks(policy.init_checks):
             ctx = InitContext(
                 ic_mode=mode,
                 kvm=self.accel == "kvm",
                 kernel_irqchip=self.config.kernel_irqchip,
                 power9_capable=self.power9_capable,
                 probe_broken_disconnect=self._probe_broken_disconnect,
+                kvm_has_xive=bool(self.kvm is not None and self.kvm.cap_xive),
+                broken_disconnect_text=policy.broken_disconnect_text,
             )
             outcome = check(ctx)
             if outcome.fatal:
@@ -383,6 +386,12 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         # spapr_irq_update_active_intc() with no CAS yet: XIVE for xive-only, else XICS.
         first = self.xics if self.xics is not None else self.xive
         self._step("active", f"{first.label} is active until CAS", "initial-active")
+        if policy.connect_at == "reset":  # QEMU 4.0-4.1: the backend's reset hook connects KVM
+            self._step("backend", f"{first.label}: the KVM device, if any, is created at the "
+                       f"first reset (QEMU {config.qemu})", "initial-active")
+            first.activate()
+            self.active = first
+            return
         self._set_active(first)
 
     def _probe_broken_disconnect(self) -> bool:
@@ -510,9 +519,14 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
     def _set_active(self, intc: InterruptController) -> None:
         """Activate `intc`: try KVM per kernel-irqchip, fall back or stop, then enable it."""
         rule = irqchip_rule(self.accel == "kvm", self.config.kernel_irqchip)
-        if rule in ("kernel-irqchip-on", "kernel-irqchip-allowed"):
+        policy = self.config.release.irq
+        if intc is self.xive and not policy.kvm_xive and rule != "tcg":
+            self._step("backend", f"{intc.label} emulated: QEMU {self.config.qemu} has no KVM "
+                       "XIVE", "xive-no-kvm")
+        elif rule in ("kernel-irqchip-on", "kernel-irqchip-allowed"):
             try:
-                intc.connect_kvm(self.kvm, self.config.nr_servers, self.config.max_cpus)
+                intc.connect_kvm(self.kvm, self.config.nr_servers if policy.nr_servers else 0,
+                                 self.config.max_cpus)
             except ConnectError as exc:
                 self._step("connect", f"KVM {intc.label} failed and was rolled back: {exc.message}",
                            "rollback")
@@ -520,8 +534,9 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
                     self._step("backend", f"{intc.label}: kernel-irqchip=on and KVM failed", rule)
                     raise MachineError("kernel_irqchip requested but unavailable: " + exc.message,
                                        exc.hints) from None
-                self._warn("kernel_irqchip allowed but unavailable: " + exc.message,
-                           (*exc.hints, FALLBACK_HINT))
+                if policy.fallback_warning:
+                    self._warn("kernel_irqchip allowed but unavailable: " + exc.message,
+                               (*exc.hints, FALLBACK_HINT))
                 self._step("backend", f"{intc.label} emulated (fallback)", rule)
             else:
                 self._step("backend", f"{intc.label} in-kernel (KVM {self.kvm.fds[intc.fd].kind} "
@@ -545,6 +560,21 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         self._require_running("reset")
         self._guarded("reset", self._reset)
 
+    def _reset_dual_recreate(self) -> None:
+        """QEMU 4.1's spapr_irq_reset_dual: XIVE MMIO off; with the in-kernel irqchip, both KVM
+        devices closed; then the current mode's reset, which creates its device again."""
+        if self.xive is not None:
+            self.xive.mmio_enabled = False
+        closed = [intc.label for intc in self._controllers() if intc.in_kernel]
+        if self.kvm is not None and self.kvm.irqchip_in_kernel:
+            for intc in self._controllers():
+                intc.disconnect_kvm()
+        self.active = None
+        wanted = self._wanted_intc()
+        self._step("deactivate", f"dual reset: {' and '.join(closed) or 'no'} KVM device closed; "
+                   f"{wanted.label} is set up again", "dual-reset-recreate")
+        self._set_active(wanted)
+
     def _internal_error(self, text: str, stage: str) -> MachineError:
         """KVM_RUN failed: QEMU prints it, stops the VM (RUN_STATE_INTERNAL_ERROR, running the
         change-state handlers) and waits for a reset; nothing is torn down."""
@@ -555,18 +585,28 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         self._step("runstate", "internal-error: a system_reset is required")
         return MachineError(text, ("Resetting the Virtual Machine is required",), stage)
 
-    def _reset(self) -> None:
-        self._step("reset", "devices reset, CAS state cleared")
+    def _reset(self, cas_reboot: bool = False) -> None:
+        self._step("reset", "devices reset, CAS state kept (a CAS reboot)" if cas_reboot else
+                   "devices reset, CAS state cleared")
         for irq, num in list(self.msi_blocks.items()):  # the PHB frees its MSIs at device reset
             self._free_msi_block(irq, num)
         for intc in self._controllers():
             self._reported(intc.reset)
             for vcpu_id in self.vcpus:
                 self._reported(intc.cpu_intc_reset, vcpu_id)
-        self.ov5_cas = b""
+        if not cas_reboot:
+            self.ov5_cas = b""
         self._init_compat()
         assert self.msi.empty(), "MSI bitmap must be empty at IRQ reset"
-        self._update_active("reset-boot-mode")
+        policy = self.config.release.irq
+        if policy.dual_reset == "recreate" and self.mode == "dual":
+            self._reset_dual_recreate()
+        elif policy.connect_at == "reset" and self.active is not None and not self.active.in_kernel:
+            self._step("active", f"{self.active.label}: the backend's reset connects KVM if it "
+                       "can (spapr_irq_init_kvm)", "reset-boot-mode")
+            self._set_active(self.active)
+        else:
+            self._update_active("reset-boot-mode")
         self.fdt = self._build_fdt(boot=True)
         byte23 = self.advertised_byte23
         self._step("advertise", f"ibm,arch-vec-5-platform-support byte 23 = {byte23:#04x} "
@@ -587,15 +627,19 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         if papr.ov5_byte(ov5, papr.OV5_MMU_BYTE) & papr.OV5_MMU_BOTH:
             raise MachineError("guest requested hash and radix MMU, which is invalid.")
         byte23 = papr.ov5_byte(ov5, papr.OV5_INTC_BYTE)
-        if byte23 & papr.OV5_XIVE_BOTH:
+        policy = self.config.release.irq
+        if byte23 & papr.OV5_XIVE_BOTH and policy.cas_checks:
             self._step("cas", f"guest byte 23 = {byte23:#04x}", "cas-invalid")
             raise MachineError("guest requested an invalid interrupt mode")
         guest_xive = bool(byte23 & papr.OV5_XIVE_EXPLOIT)
+        had_xive = bool(papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT)
         self._step("cas", f"guest asks for {'XIVE' if guest_xive else 'XICS'} "
                    f"(byte 23 = {byte23:#04x})", "cas-invalid")
         self.ov5_cas = bytes(a & b for a, b in zip(self.ov5.ljust(len(ov5), b"\0"),
                                                     ov5.ljust(len(self.ov5), b"\0")))
-        if guest_xive and not mode_has_xive(self.mode):
+        if not policy.cas_checks:
+            self._step("cas", f"QEMU {self.config.qemu} does not check the interrupt mode at CAS")
+        elif guest_xive and not mode_has_xive(self.mode):
             self._step("cas", f"ic-mode={self.mode} has no XIVE", "cas-unavailable")
             raise MachineError(
                 "Guest requested unavailable interrupt mode (XIVE), try the ic-mode=xive or "
@@ -605,9 +649,18 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
             raise MachineError(
                 "Guest requested unavailable interrupt mode (XICS), either don't set the ic-mode "
                 "machine property or try ic-mode=xics or ic-mode=dual")
-        self._step("cas", f"ic-mode={self.mode} has {'XIVE' if guest_xive else 'XICS'}",
-                   "cas-unavailable")
-        self._update_active("cas-switch")
+        else:
+            self._step("cas", f"ic-mode={self.mode} has {'XIVE' if guest_xive else 'XICS'}",
+                       "cas-unavailable")
+        if policy.cas_switch == "reboot":
+            now_xive = bool(papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT)
+            if now_xive and not had_xive and self.xics is not None and self.xive is not None:
+                self._step("cas", "XIVE newly negotiated on a machine with both modes: reset "
+                           "requested, keeping the CAS result (CAS reboot)", "cas-reboot")
+                self._reset(cas_reboot=True)
+                return papr.H_SUCCESS
+        else:
+            self._update_active("cas-switch")
         self.fdt = self._build_fdt(boot=False)
         return papr.H_SUCCESS
 
