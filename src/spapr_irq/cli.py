@@ -9,8 +9,12 @@
                       [--guest G] [--json]
     spapr-irq conform [--qemu PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
-    resolve, explain, matrix, pic and migrate take --qemu VERSION (7.2, 10.1): the QEMU
-    release modeled.
+    spapr-irq check   [--qemu VERSION] [--host H ...] [--guest G ...] [--depth N] [--jobs N]
+                      [--space default|full] [--faults none|last|any] [--json] [--out DIR]
+    spapr-irq simulate FILE [--json]
+    spapr-irq compare A B [--depth N] [--host H ...] [--guest G ...] [--json]
+    resolve, explain, matrix, pic and migrate take --qemu VERSION (spapr-irq releases lists
+    them): the QEMU release modeled. check, simulate, compare and conform take --help.
     spapr-irq hosts | guests | releases
 
 QEMU options (``-M``, ``-machine``, ``-cpu``, ``-smp``, ``-accel``, ``-enable-kvm``) pass through as
@@ -32,8 +36,8 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "conform", "hosts", "guests",
-            "releases")
+COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "conform", "check", "simulate",
+            "compare", "hosts", "guests", "releases")
 
 
 class UsageError(Exception):
@@ -175,11 +179,15 @@ def parse_args(argv: list[str]) -> Args:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "conform":
-        from .conform.command import main as conform_main
-
+    if argv and argv[0] in ("conform", "check", "simulate", "compare"):
         try:
-            return conform_main(argv[1:])
+            if argv[0] == "conform":
+                from .conform.command import main as conform_main
+
+                return conform_main(argv[1:])
+            from .check.command import main as check_main
+
+            return check_main(argv[0], argv[1:])
         except InputError as exc:
             print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
             return 2

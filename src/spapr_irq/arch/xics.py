@@ -117,11 +117,9 @@ class ICS:
     def records(self) -> list[tuple[int, int, int, int, int]]:
         """The ics vmstate array: (server, priority, saved_priority, status, flags) of every
         source, untouched ones at their initial values."""
-        blank = IcsIrq()
-        out = []
-        for irq in range(self.offset, self.offset + self.nr_irqs):
-            s = self._irqs.get(irq, blank)
-            out.append((s.server, s.priority, s.saved_priority, s.status, s.flags))
+        out = [(0, 0xFF, 0xFF, 0, 0)] * self.nr_irqs
+        for irq, s in self._irqs.items():
+            out[irq - self.offset] = (s.server, s.priority, s.saved_priority, s.status, s.flags)
         return out
 
     def restore(self, records: list[tuple[int, int, int, int, int]]) -> None:
@@ -129,7 +127,7 @@ class ICS:
         assert len(records) == self.nr_irqs
         blank = (0, 0xFF, 0xFF, 0, 0)
         self._irqs = {self.offset + n: IcsIrq(*record) for n, record in enumerate(records)
-                      if tuple(record) != blank}
+                      if record != blank and tuple(record) != blank}
         self._order = self._items = None
 
     def reset(self) -> None:

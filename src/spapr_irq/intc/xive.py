@@ -409,8 +409,9 @@ class XiveController(XiveKvm, InterruptController):
 
     def pre_save(self) -> dict:
         """spapr-xive, xive-source and xive-tctx vmstate, with QEMU's copy synchronized from KVM
-        (the VM is stopped, so PQs are those the run-state handler saved)."""
-        self.synchronize_state(running=False)
+        (the VM is stopped, so PQs are those the run-state handler saved). A vCPU state KVM
+        cannot give fails the save (ConnectError)."""
+        self.synchronize_state(running=False, strict=True)
         return {
             "eat": dict(self.state.eat),
             "endt": {idx: list(end) for idx, end in self.state.endt.items()},
@@ -431,9 +432,13 @@ class XiveController(XiveKvm, InterruptController):
         """The whole EAT and ENDT, the source status bytes and every vCPU's rings, with QEMU's
         copy synchronized from KVM (the VM is stopped)."""
         state = self.pre_save()
-        state["eat"] = [state["eat"].get(lisn, 0) for lisn in range(self.nr_irqs)]
-        reset = end_reset_value()
-        state["endt"] = [state["endt"].get(idx, reset) for idx in range(self.nr_ends)]
+        eat = [0] * self.nr_irqs
+        for lisn, eas in state["eat"].items():
+            eat[lisn] = eas
+        endt = [end_reset_value()] * self.nr_ends
+        for idx, end in state["endt"].items():
+            endt[idx] = end
+        state["eat"], state["endt"] = eat, endt
         return state
 
     def load_state(self, state: dict) -> None:
@@ -462,11 +467,12 @@ class XiveController(XiveKvm, InterruptController):
         if not self.in_kernel:
             return
         for end_idx, end in sorted(self.state.endt.items()):
-            if end[0] & END_W0_VALID:
-                self._kvm_set_queue_config(end_idx, end)
+            if end[0] & END_W0_VALID and self._kvm_set_queue_config(end_idx, end):
+                raise ConnectError(self.reports[-1])  # post_load fails: the load fails
         for lisn in self.state.valid_lisns():  # the EAT: every valid entry, masked or not
             self._reset_source(lisn)
-            self._kvm_set_source_config(lisn, self.state.eas(lisn))
+            if self._kvm_set_source_config(lisn, self.state.eas(lisn)):
+                raise ConnectError(self.reports[-1])
         for vcpu, tctx in self.tctxs.items():
             self.kvm.set_one_reg(vcpu, KVM_REG_PPC_VP_STATE, int.from_bytes(tctx.regs[0x10:0x18], "big"))
 

@@ -210,10 +210,12 @@ class XiveKvm:
             source.set_pq(lisn, pq)
         self._kvm_attr(KVM_DEV_XIVE_GRP_CTRL, KVM_DEV_XIVE_EQ_SYNC, None)
 
-    def synchronize_state(self, running: bool) -> None:
+    def synchronize_state(self, running: bool, strict: bool = False) -> None:
         """kvmppc_xive_synchronize_state: refresh QEMU's copy from KVM (before `info pic` or a
         save): the PQs only while running (stopped, QEMU's copy holds the real ones and the
-        kernel the masked ones), the queues' generation and index, each vCPU's OS ring."""
+        kernel the masked ones), the queues' generation and index, each vCPU's OS ring. A vCPU
+        whose state cannot be read is reported; with `strict` (xive-tctx pre_save, which fails
+        the migration) the first one raises ConnectError."""
         if not self.in_kernel:
             return
         if running:
@@ -223,4 +225,12 @@ class XiveKvm:
             if end[0] & END_W0_VALID:
                 self._kvm_get_queue_config(end_idx, end)
         for vcpu, tctx in self.tctxs.items():
-            tctx.regs[0x10:0x18] = self.kvm.get_one_reg(vcpu, KVM_REG_PPC_VP_STATE).to_bytes(8, "big")
+            try:
+                word = self.kvm.get_one_reg(vcpu, KVM_REG_PPC_VP_STATE)
+            except KvmError as exc:
+                text = f"XIVE: could not capture KVM state of CPU {vcpu}: {strerror(exc.errno)}"
+                self.reports.append(text)
+                if strict:
+                    raise ConnectError(text) from None
+                continue
+            tctx.regs[0x10:0x18] = word.to_bytes(8, "big")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .. import papr
 from ..errors import MachineError, StateError
+from ..intc.base import ConnectError
 
 
 class CpuHotplug:
@@ -48,9 +49,17 @@ class CpuHotplug:
                 plugged.append(vcpu)
                 for intc in self._controllers():  # spapr_cpu_reset: spapr_irq_cpu_intc_reset
                     self._reported(intc.cpu_intc_reset, vcpu)
-        except MachineError:
+        except (MachineError, ConnectError) as exc:
+            # spapr_core_realize fails: the threads made so far go again (their KVM vCPUs are
+            # parked), and device_add reports the error; the machine runs on.
             for vcpu in plugged:
                 self._unplug_vcpu(vcpu)
+            if isinstance(exc, ConnectError):
+                raise MachineError(exc.message, exc.hints, stage="hotplug") from None
+            if exc.message.startswith("kvm_init_vcpu"):
+                # the new vCPU thread calls kvm_init_vcpu with error_fatal: QEMU exits
+                exc.stage = "hotplug"
+                self._fatal(exc)
             raise
         self.hotplug_order.extend(ids)
         self._step("hotplug", f"core {core_id}: vCPU(s) {ids} plugged")

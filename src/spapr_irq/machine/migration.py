@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .. import papr
 from ..errors import MachineError, StateError
+from ..intc.base import ConnectError
 from ..memory import PAGE_SIZE
 from .vmstate import LoadError, Section, decode, encode
 
@@ -65,14 +66,21 @@ class Migration:
         """Migrate out: stop the VM if it runs (an in-kernel XIVE masks its sources and syncs
         its queues), pull each controller's state (pre_save), and write the stream. The source
         stays paused (QEMU's postmigrate; `cont` resumes it)."""
-        if self.runstate == "running":
+        was_running = self.runstate == "running"
+        if was_running:
             self.stop()
         if self.runstate != "paused":
             raise StateError(f"cannot save: the machine is {self.runstate}")
         schemas = self._vmstate_schemas()
         sections = [Section("ram", 0, 4, {"pages": self.memory.pages()})]
-        xics = self.xics.save_state() if self.xics is not None else None
-        xive = self.xive.save_state() if self.xive is not None else None
+        try:
+            xics = self.xics.save_state() if self.xics is not None else None
+            xive = self.xive.save_state() if self.xive is not None else None
+        except ConnectError as exc:  # a pre_save failed: the migration fails, the guest runs on
+            self._step("migration", f"save failed: {exc.message}")
+            if was_running:
+                self.cont()
+            raise MachineError(exc.message, exc.hints, stage="save") from None
         if xics is not None:
             sections.append(Section("ics", 0, 1, {"nr_irqs": self.xics.ics.nr_irqs,
                                                    "irqs": xics["ics"]}))

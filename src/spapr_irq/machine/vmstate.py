@@ -90,8 +90,8 @@ class _Writer:
                     self.put(">I", len(value))
                 elif len(value) != count:
                     raise ValueError(f"{name}: {len(value)} records, not {count}")
-                for record in value:
-                    self.out += struct.pack(fmt, *record)
+                pack = struct.Struct(fmt).pack
+                self.out += b"".join([pack(*record) for record in value])
             elif kind == "pages":
                 self.put(">I", len(value))
                 for number, data in sorted(value.items()):
@@ -104,8 +104,7 @@ class _Writer:
             else:
                 if len(value) != count:
                     raise ValueError(f"{name}: {len(value)} entries, not {count}")
-                for item in value:
-                    self.put(_FORMATS[kind], item)
+                self.out += struct.pack(f">{count}{_FORMATS[kind][1]}", *value)
 
 
 def encode(machine_type: str, sections: list[Section], schemas: dict[str, Schema]) -> bytes:
@@ -199,8 +198,7 @@ def _read_fields(r: _Reader, vmsd: str, section: tuple[str, int], fields) -> dic
             else:
                 fmt = _FORMATS[kind]
                 size = struct.calcsize(fmt)
-                raw = r.take(size * count)
-                values[name] = [v[0] for v in struct.iter_unpack(fmt, raw)]
+                values[name] = list(struct.unpack(f">{count}{fmt[1]}", r.take(size * count)))
         except _Short:
             raise LoadError(f"Failed to load {vmsd}:{name}",
                             f"error while loading state for instance {section[1]:#x} of device "
