@@ -76,8 +76,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "QEMU 4.2 and older: kernel-irqchip=split is refused under any accelerator (the property "
          "belongs to the machine)."),
     Rule("tcg-irqchip-required", "G2",
-         "QEMU 4.1-4.2: kernel-irqchip=on under TCG is refused: 'kernel_irqchip requested but only "
-         "available with KVM'."),
+         "QEMU 4.2 and older: kernel-irqchip=on under TCG is refused: 'kernel_irqchip requested "
+         "but only available with KVM'."),
     Rule("dual-no-kvm", "G2",
          "QEMU 4.0: the dual backend has no KVM support; under KVM it needs kernel-irqchip=off."),
     Rule("xive-no-kvm", "G2",

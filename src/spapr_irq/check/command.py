@@ -186,7 +186,8 @@ def _summary(result) -> None:
         where = finding.host + (f" vs {finding.other_host}" if finding.other_host else "")
         print(f"\n[{finding.guarantee}] {GUARANTEES[finding.guarantee]}")
         print(f"  {finding.detail}")
-        print(f"  config: {finding.options}; host: {where}; guest: {finding.guest}")
+        print(f"  config: {finding.options}; host: {where}; guest: {finding.guest}"
+              + (f" (and {len(finding.also)} more)" if finding.also else ""))
         print(f"  sequence: {' -> '.join(finding.sequence)}")
         for line in finding.steps:
             if line != line.split(": ")[0] + ": ok":

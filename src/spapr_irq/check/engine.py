@@ -24,7 +24,7 @@ from ..host.host import PRESETS, parse_host
 from ..releases import get_release
 from . import invariants as inv
 from .events import START, Event, Fault, Run, replay
-from .fingerprint import guest_view
+from .fingerprint import differences, guest_view
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,8 @@ class Finding:
     steps: list[str] = field(default_factory=list)
     #: For G1: the other host, which shows its guest something else after the same sequence.
     other_host: str | None = None
+    #: Other (configuration, host, guest) where the same problem was found.
+    also: list[tuple[str, str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {"guarantee": self.guarantee, "config": self.options, "host": self.host,
@@ -58,6 +60,7 @@ class Finding:
                "detail": self.detail, "steps": list(self.steps)}
         if self.other_host:
             out["other_host"] = self.other_host
+        out["also"] = [{"config": c, "host": h, "guest": g} for c, h, g in self.also]
         return out
 
 
@@ -94,9 +97,12 @@ class Judge:
             problems.append(("G3", f"{step.event} failed ({step.text.splitlines()[0]}) and "
                              "changed the machine"))
         if event.name == "reset" and step.outcome == "ok" and not run.faulted and \
-                not run.parked and fp != self.reset_reference(run):
-            problems.append(("G3", "the reset did not return to the boot-time state "
-                             f"({inv.backend(run.machine)} after it)"))
+                not run.parked:
+            reference = self.reset_reference(run)
+            if fp != reference:
+                problems.append(("G3", "the reset did not return to the boot-time state ("
+                                 + ", ".join(differences(reference, fp)) + " differ; "
+                                 f"{inv.backend(run.machine)} after it)"))
         if event.name == "migrate" and event.fault is None and step.outcome == "ok" and \
                 self.first_move(parent_fp, event.arg):
             problems += [("G5", p) for p in inv.g5_pending(parent(), parent,
@@ -499,9 +505,22 @@ def check(qemu: str | None = None, depth: int = 4, hosts=None, guests=None, conf
     else:
         for a in args:
             _add(out, _unit_job(a), progress)
-    out.findings.sort(key=lambda f: (f.guarantee, len(f.sequence), f.options, f.host, f.guest))
+    out.findings = merge(out.findings)
     out.seconds = time.perf_counter() - start
     return out
+
+
+def merge(findings: list[Finding]) -> list[Finding]:
+    """One finding per guarantee and detail: the shortest sequence (then the first
+    configuration, host and guest), with where else it was found."""
+    findings = sorted(findings, key=lambda f: (f.guarantee, len(f.sequence), f.options, f.host,
+                                               f.guest))
+    kept: dict[tuple[str, str], Finding] = {}
+    for finding in findings:
+        first = kept.setdefault((finding.guarantee, finding.detail), finding)
+        if first is not finding:
+            first.also.append((finding.options, finding.host, finding.guest))
+    return list(kept.values())
 
 
 def _add(out: CheckResult, result: UnitResult, progress) -> None:

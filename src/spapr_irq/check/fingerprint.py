@@ -25,14 +25,14 @@ SKIP = frozenset({
 
 #: Per class: host resources numbered from a pool (hardware IPIs, host queue pages) and the
 #: hardware tables indexed by them, which ones a VM gets depending on what it allocated before,
-#: like fd numbers; and what the XICS-on-XIVE device provisions and reserves once for the VM's
-#: life (the queues of each priority used, their reservations), which no guest reboot returns.
-#: The guest-facing state (each source's configuration, each queue's position) is kept.
+#: like fd numbers; and the XICS-on-XIVE device's event queues, which live in host memory, are
+#: provisioned once for the VM's life and are written and read by the host alone (the guest sees
+#: XICS), and the scratch copies a save's pre-scan takes of each source (valid only during a
+#: save). The guest-facing state (each source's configuration, each vCPU's ICP) is kept.
 CLASS_SKIP = {
     "XicsOnXiveDevice": frozenset({"router", "_next_ipi", "_next_qpage", "qmap"}),
-    "IrqState": frozenset({"ipi"}),
-    "XiveVcpu": frozenset({"vp_ipi"}),
-    "Queue": frozenset({"qpage", "count"}),
+    "IrqState": frozenset({"ipi", "saved_scan_prio", "saved_p", "saved_q"}),
+    "XiveVcpu": frozenset({"vp_ipi", "queues"}),
 }
 
 
@@ -160,3 +160,33 @@ def guest_view(machine, booted: bool) -> tuple | None:
         ("driver", type(m.driver).__name__ if booted and m.driver is not None else None),
         ("vcpus", tuple(m.vcpus)),
     )
+
+
+#: What each part of a canonical state is, for saying where two states differ.
+PARTS = ("host", "run state", "interrupt mode", "accelerator", "CPU model", "active controller",
+         "backend", "CAS result", "firmware", "vCPUs", "hot-plug order", "cores", "kernel booted",
+         "kernel panicked", "QEMU's XICS", "QEMU's XIVE", "MSI bitmap", "MSI blocks",
+         "IRQ owners", "KVM", "guest driver", "guest RAM", "fault injected")
+
+
+def differences(a: tuple, b: tuple) -> list[str]:
+    """The parts in which two canonical states differ; for KVM, which device or table."""
+    out = []
+    for index, (x, y) in enumerate(zip(a, b)):
+        if x == y:
+            continue
+        if PARTS[index] != "KVM" or x is None or y is None:
+            out.append(PARTS[index])
+            continue
+        names = ("open devices", "kvm->devices", "kvm->arch.xics", "kvm->arch.xive",
+                 "mappings", "vCPU attachments", "RTAS tokens", "irqchip flag", "SMT mode",
+                 "emulated SMT mode", "cached XICS-on-XIVE device")
+        for name, p, q in zip(names, x, y):
+            if p == q:
+                continue
+            if name == "open devices" and len(p) == len(q):
+                kinds = sorted({d[0] for d, e in zip(p, q) if d != e})
+                out.append("the state of KVM device " + ", ".join(kinds))
+            else:
+                out.append(f"KVM {name}")
+    return out

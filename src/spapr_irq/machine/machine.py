@@ -601,12 +601,17 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         policy = self.config.release.irq
         if policy.dual_reset == "recreate" and self.mode == "dual":
             self._reset_dual_recreate()
-        elif policy.connect_at == "reset" and self.active is not None and not self.active.in_kernel:
+            return self._advertise()
+        before = self.active
+        self._update_active("reset-boot-mode")
+        if policy.connect_at == "reset" and self.active is before and not before.in_kernel:
+            # QEMU 4.0-4.1: the backend's reset hook calls spapr_irq_init_kvm every time
             self._step("active", f"{self.active.label}: the backend's reset connects KVM if it "
                        "can (spapr_irq_init_kvm)", "reset-boot-mode")
             self._set_active(self.active)
-        else:
-            self._update_active("reset-boot-mode")
+        self._advertise()
+
+    def _advertise(self) -> None:
         self.fdt = self._build_fdt(boot=True)
         byte23 = self.advertised_byte23
         self._step("advertise", f"ibm,arch-vec-5-platform-support byte 23 = {byte23:#04x} "
@@ -644,7 +649,7 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
             raise MachineError(
                 "Guest requested unavailable interrupt mode (XIVE), try the ic-mode=xive or "
                 "ic-mode=dual machine property")
-        if not guest_xive and not mode_has_xics(self.mode):
+        elif not guest_xive and not mode_has_xics(self.mode):
             self._step("cas", f"ic-mode={self.mode} has no XICS", "cas-unavailable")
             raise MachineError(
                 "Guest requested unavailable interrupt mode (XICS), either don't set the ic-mode "
