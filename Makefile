@@ -34,6 +34,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_xics.py
 	$(BIN)/python benchmarks/bench_xive.py
 	$(BIN)/python benchmarks/bench_migration.py
+	$(BIN)/python benchmarks/bench_check.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .conform

@@ -172,3 +172,35 @@ def test_the_variant_is_4_1_with_the_patch_and_not_a_real_binary():
     assert variant.base == "4.1" and base.base is None
     assert variant.machine_versions == base.machine_versions
     assert variant.irq.init_checks == base.irq.init_checks + ("dual-xics-without-kvm-xive",)
+
+
+@pytest.mark.parametrize("qemu, limit", [("4.0", 1024), ("5.2", 1024), ("7.2", 4096),
+                                         ("10.1", 4096)])
+def test_maxcpus_is_limited_by_the_machine_class_of_each_release(qemu, limit):
+    from spapr_irq.errors import ConfigError
+
+    assert parse_options(f"-smp 1,maxcpus={limit}", qemu=qemu).max_cpus == limit
+    with pytest.raises(ConfigError) as info:
+        parse_options(f"-smp 1,maxcpus={limit + 1}", qemu=qemu)
+    machine_type = parse_options("", qemu=qemu).machine_type
+    assert info.value.text == (f"Invalid SMP CPUs {limit + 1}. The max CPUs supported by "
+                               f"machine '{machine_type}' is {limit}")
+
+
+def test_the_old_releases_refuse_smp_members_they_are_not_modeled_for_plainly():
+    for options in ("-smp 2,dies=1", "-smp 0,maxcpus=2"):
+        with pytest.raises(NotImplementedError) as info:
+            parse_options(options, qemu="4.2")
+        assert "QEMU 4.2" in str(info.value) and "not modeled" in str(info.value)
+
+
+def test_machine_create_takes_the_release_to_model():
+    with pytest.raises(MachineError) as info:
+        Machine.create("-M pseries,ic-mode=dual", host="power9-linux-5.10", qemu="4.0")
+    assert info.value.text == "No KVM support for the 'dual' machine"
+    m = Machine.create("-M pseries", host="tcg", qemu="7.2")
+    assert (m.config.qemu, m.config.machine_type) == ("7.2", "pseries-7.2")
+    from spapr_irq.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Machine.create(parse_options("", qemu="7.2"), host="tcg", qemu="10.1")

@@ -157,3 +157,18 @@ def test_compare_lists_where_two_releases_part_ways(capsys):
     out = capsys.readouterr().out
     assert "QEMU 4.1 vs 4.1+kurz-2019, depth 0: 1 difference(s)" in out
     assert "XIVE emulated (warned)" in out and "XICS KVM" in out
+
+
+def test_the_progress_bar_counts_states_and_findings_as_units_complete(monkeypatch):
+    import io
+
+    from spapr_irq.check.command import _Progress
+    from spapr_irq.check.engine import UnitResult
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    unit = Unit(DUAL, "linux-xive", "10.1", ("tcg",))
+    with _Progress(2, enabled=True) as progress:
+        progress(UnitResult(unit, states=5, transitions=9, findings=[]))
+        progress(UnitResult(unit, states=7, transitions=3, findings=[finding()]))
+        assert progress.bar.tasks[0].completed == 2
+    assert (progress.states, progress.findings) == (12, 1)

@@ -168,7 +168,7 @@ MUTANTS = [
     Mutant("connect-fault-before-its-checks", "host/device.py",
            "        if self._early_check(server):\n            return set()\n", ""),
     Mutant("smp-always-cores-first", "config.py",
-           "version <= (6, 1), mtype, MAX_CPUS, release)", "False, mtype, MAX_CPUS, release)"),
+           "version <= (6, 1), mtype, release.max_cpus,", "False, mtype, release.max_cpus,"),
     Mutant("smp-threads-check-at-parse-time", "smp.py",
            "    return Topology(cpus, sockets, cores, threads, maxcpus)",
            "    if cpus % threads:\n"

@@ -22,7 +22,6 @@ _NEWEST = get_release(None)
 #: Every pseries machine version the default release knows, oldest first; the last is "pseries".
 MACHINE_VERSIONS: tuple[tuple[int, int], ...] = _NEWEST.machine_versions
 LATEST_VERSION = MACHINE_VERSIONS[-1]
-MAX_CPUS = 0x1000  # mc->max_cpus = SPAPR_IRQ_NR_IPIS: one XIVE IPI per possible vCPU
 
 
 def version_name(version: tuple[int, int]) -> str:
@@ -444,7 +443,8 @@ def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConf
 
     cpu = b.cpu or release.default_cpu(version)
     # No -smp is one CPU; prefer_sockets is set by spapr_machine_6_1_class_options and older.
-    smp, warnings = topology(b.smp or {"cpus": 1}, version <= (6, 1), mtype, MAX_CPUS, release)
+    smp, warnings = topology(b.smp or {"cpus": 1}, version <= (6, 1), mtype, release.max_cpus,
+                             release)
 
     # -M kernel-irqchip is sugar for the KVM accelerator's property; an explicit -accel kvm value
     # wins. Under TCG the sugar has nothing to apply to and is accepted without effect.

@@ -92,6 +92,9 @@ class Release:
     changes: tuple[str, ...] = ()
     #: The interrupt-controller code of this release, where it differs from today's.
     irq: IrqPolicy = field(default=TODAY)
+    #: pseries' MachineClass max_cpus: -smp maxcpus beyond it is refused while parsing (today
+    #: SPAPR_IRQ_NR_IPIS, one XIVE IPI per possible vCPU; 1024 up to 5.2).
+    max_cpus: int = 0x1000
     #: A variant is a release with a patch applied (``4.1+kurz-2019``); its base release.
     base: str | None = None
 
@@ -133,9 +136,10 @@ def _old(version: str, last: tuple[int, int], irq: IrqPolicy, changes: tuple[str
                    default_cpus=(((2, 7), "power7_v2.3"), ((3, 1), "power8_v2.0"),
                                  (last, "power9_v2.0")),
                    changes=changes + (
-                       "default CPU power9_v2.0 from pseries-4.0",
+                       "default CPU power9_v2.0 from pseries-4.0; at most 1024 CPUs "
+                       "(mc->max_cpus)",
                        "TCG refuses threads > 1; -smp zero members and levels are not modeled"),
-                   irq=irq, base=base, **_OLD_SMP)
+                   irq=irq, base=base, max_cpus=1024, **_OLD_SMP)
 
 
 _IRQ_4_0 = IrqPolicy(
@@ -191,6 +195,8 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
         "when the active controller changes",
         "CAS still reboots the guest when XIVE is newly negotiated on a dual machine",
         "kernel-irqchip is a machine property: TCG refuses kernel-irqchip=on",
+        "not modeled: the global kvm_irqchip_in_kernel() tests 5.2 made per device (the model "
+        "tests each controller's own fd, as 5.2 does)",
     )),
     _old("5.0", (5, 0), _IRQ_5_0, (
         "machine types up to pseries-5.0",
@@ -198,6 +204,8 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
         "kernel-irqchip belongs to the KVM accelerator: no effect under TCG, split refused under "
         "KVM only",
         "KVM_DEV_XICS_NR_SERVERS / KVM_DEV_XIVE_NR_SERVERS set from maxcpus",
+        "not modeled: the global kvm_irqchip_in_kernel() tests 5.2 made per device (the model "
+        "tests each controller's own fd, as 5.2 does)",
     )),
     _old("5.2", (5, 2), TODAY, (
         "machine types up to pseries-5.2",

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from .. import papr
 from ..config import (COMPAT_PVRS, CPU_FAMILIES, CPU_MODELS, MachineConfig, compat_rank,
                       parse_options, power9_capable)
-from ..errors import KvmError, MachineError, StateError, strerror
+from ..errors import ConfigError, KvmError, MachineError, StateError, strerror
 from ..host.host import DEFAULT_HOST, Host, parse_host
 from ..host.kvm import FaultPlan, Kvm
 from ..host.uapi import KVM_CAP_PPC_SMT, KVM_DEV_TYPE_XICS
@@ -108,13 +108,20 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
     # ====================================================================================================
     @classmethod
     def create(cls, options: str | MachineConfig = "", host: str | Host = DEFAULT_HOST,
-               faults: FaultPlan | None = None, incoming: bool = False) -> "Machine":
-        """Parse options, pick the accelerator, run machine init and the first reset; with
-        `incoming`, then wait for a migration stream (:meth:`load`).
+               faults: FaultPlan | None = None, incoming: bool = False,
+               qemu: str | None = None) -> "Machine":
+        """Parse options as QEMU release `qemu` would (default: the newest modeled), pick the
+        accelerator, run machine init and the first reset; with `incoming`, then wait for a
+        migration stream (:meth:`load`).
 
         Raises ConfigError/HostError for bad input and MachineError when QEMU would exit.
         """
-        config = options if isinstance(options, MachineConfig) else parse_options(options)
+        if isinstance(options, MachineConfig):
+            if qemu is not None and qemu != options.qemu:
+                raise ConfigError(f"the options were parsed for QEMU {options.qemu}, not {qemu}")
+            config = options
+        else:
+            config = parse_options(options, qemu=qemu)
         host = host if isinstance(host, Host) else parse_host(host)
         machine = cls(config, host, faults)
         machine.start(incoming)
