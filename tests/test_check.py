@@ -92,6 +92,23 @@ def test_states_differ_where_behaviour_can_differ():
     assert run(DUAL, "power9-linux-5.10", ["boot"]).state() != started
     assert run(DUAL, "power9-linux-5.10", ["stop"]).state() != started
     assert run(DUAL, "power9-linux-5.2", []).state() != started  # another host
+    booted = run(DUAL, "power9-linux-5.10", ["boot"])
+    before = booted.state()
+    booted.machine.driver.online.discard(1)  # the guest took a CPU offline: only it knows
+    assert booted.state() != before
+
+
+def test_a_migration_the_destination_refuses_leaves_the_source_running_as_it_was():
+    """QEMU leaves the source paused after a failed migration and libvirt resumes it; the
+    checker does the same, so the step changes nothing (G3)."""
+    from spapr_irq.check.engine import _settled
+
+    source = run(DUAL, "power9-linux-5.10", ["boot"])
+    before = source.state()
+    step = source.apply(Event("migrate", "power8-linux-5.10"))  # another CPU: refused at load
+    assert step.outcome == "refused" and "Unknown savevm section" in step.text
+    assert source.machine.runstate == "running"
+    assert _settled(source.state()) == _settled(before)
 
 
 def test_a_fault_in_a_step_counts_its_failure_points_and_fires_at_the_one_asked():

@@ -52,11 +52,11 @@ MUTANTS = [
     Mutant("leaks-without-irqs", "machine/machine.py",
            "            self._irq_leaks(leaks)\n", ""),
     # -- init order and the probe ------------------------------------------------------------------------
-    Mutant("split-after-the-power9-checks", "policy.py",
-           '    ("split", _split),\n    ("dual-becomes-xics", _dual_becomes_xics),\n'
-           '    ("xive-needs-power9", _xive_needs_power9),',
-           '    ("dual-becomes-xics", _dual_becomes_xics),\n'
-           '    ("xive-needs-power9", _xive_needs_power9),\n    ("split", _split),'),
+    Mutant("split-after-the-power9-checks", "releases.py",
+           '    init_checks: tuple[str, ...] = ("split", "dual-becomes-xics", "xive-needs-power9",\n'
+           '                                    "broken-disconnect")',
+           '    init_checks: tuple[str, ...] = ("dual-becomes-xics", "xive-needs-power9", "split",\n'
+           '                                    "broken-disconnect")'),
     Mutant("probe-counts-any-error-as-broken", "machine/machine.py",
            "            broken = exc.errno == E.EEXIST", "            broken = True"),
     # -- QEMU's state word -----------------------------------------------------------------------------
@@ -128,9 +128,9 @@ MUTANTS = [
            "        self.eat[lisn] = self.eat.get(lisn, 0) | EAS_VALID | EAS_MASKED",
            "        self.eat[lisn] = EAS_VALID | EAS_MASKED"),
     Mutant("xics-connect-stores-the-fd-early", "intc/xics_kvm.py",
-           "            if has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):",
+           "            if nr_servers and has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):",
            "            self.fd = fd\n"
-           "            if has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):"),
+           "            if nr_servers and has_attr(kvm, fd, KVM_DEV_XICS_GRP_CTRL, KVM_DEV_XICS_NR_SERVERS):"),
     Mutant("h-int-reset-resets-qemus-tables", "intc/xive.py",
            "        # device_cold_reset() of the sPAPR XIVE:",
            "        self.state.reset_tables()\n        # device_cold_reset() of the sPAPR XIVE:"),
@@ -246,6 +246,51 @@ MUTANTS = [
            "pending = status & (XICS_STATUS_ASSERTED if source.lsi else XICS_STATUS_MASKED_PENDING)",
            "pending = status & (XICS_STATUS_ASSERTED if source.lsi else XICS_STATUS_MASKED_PENDING"
            " | XICS_STATUS_REJECTED)"),
+    # -- releases and the checker (issue 11) -----------------------------------------------------------
+    Mutant("4-0-dual-refused-only-with-on", "policy.py",
+           'ctx.ic_mode == "dual" and ctx.kernel_irqchip != "off":',
+           'ctx.ic_mode == "dual" and ctx.kernel_irqchip == "on":'),
+    Mutant("kurz-patch-ignores-kvm-xive", "policy.py",
+           'if ctx.kvm and ctx.ic_mode == "dual" and not ctx.kvm_has_xive:',
+           'if ctx.kvm and ctx.ic_mode == "dual" and ctx.kvm_has_xive is None:'),
+    Mutant("broken-disconnect-always-new-text", "policy.py",
+           'if ctx.broken_disconnect_text == "too-old":', 'if False:'),
+    Mutant("4-0-fallback-warns", "machine/machine.py",
+           "                if policy.fallback_warning:\n", "                if True:\n"),
+    Mutant("cas-reboot-every-cas", "machine/machine.py",
+           "if now_xive and not had_xive and self.xics", "if now_xive and self.xics"),
+    Mutant("4-1-dual-reset-keeps-devices", "machine/machine.py",
+           "        if self.kvm is not None and self.kvm.irqchip_in_kernel:\n"
+           "            for intc in self._controllers():\n"
+           "                intc.disconnect_kvm()\n", ""),
+    Mutant("nr-servers-always-set", "machine/machine.py",
+           "self.config.nr_servers if policy.nr_servers else 0", "self.config.nr_servers"),
+    Mutant("old-releases-allow-4096-cpus", "releases.py",
+           "irq=irq, base=base, max_cpus=1024,", "irq=irq, base=base, max_cpus=4096,"),
+    Mutant("fingerprint-keeps-fd-numbers", "check/fingerprint.py",
+           '"fd", "_next_fd", ', ""),
+    Mutant("fingerprint-ignores-the-driver", "check/fingerprint.py",
+           "        driver = _walk(m.driver, seen)\n", "        driver = None\n"),
+    Mutant("g2-allowed-needs-no-warning", "check/invariants.py",
+           '    if irqchip == "allowed" and not active.in_kernel and \\\n',
+           '    if False and \\\n'),
+    Mutant("g3-reset-not-compared", "check/engine.py",
+           "            if fp != reference:", "            if False:"),
+    Mutant("g4-counts-nothing", "check/invariants.py",
+           "    if got != want:\n        return [f\"{_delivery(want, got)}", "    if False:\n        return [f\"{_delivery(want, got)}"),
+    Mutant("g5-pending-never-tried", "check/engine.py",
+           "                self.first_move(parent_fp, event.arg):", "                False:"),
+    Mutant("g1-lockstep-compares-nothing", "check/engine.py",
+           "                    if view_i != view_j:", "                    if False:"),
+    Mutant("migration-to-any-cpu", "check/engine.py",
+           "        return tuple(h for h, cpu in self.guest_cpus.items() if cpu == here)",
+           "        return tuple(self.guest_cpus)"),
+    Mutant("failed-migration-leaves-source-paused", "check/events.py",
+           '            if source.runstate == "paused":  # libvirt resumes', '            if False:  # libvirt resumes'),
+    Mutant("hotplug-connect-error-escapes", "machine/hotplug.py",
+           "            if isinstance(exc, ConnectError):\n"
+           "                raise MachineError(exc.message, exc.hints, stage=\"hotplug\") from None\n",
+           ""),
 ]
 assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
 

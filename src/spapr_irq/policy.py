@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .releases import TODAY
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -212,7 +214,7 @@ def init_checks(names: tuple[str, ...]) -> tuple[tuple[str, Callable[[InitContex
 
 
 #: Today's spapr_irq_init + spapr_irq_check (5.2 and later), in QEMU's order.
-INIT_CHECKS = init_checks(("split", "dual-becomes-xics", "xive-needs-power9", "broken-disconnect"))
+INIT_CHECKS = init_checks(TODAY.init_checks)
 
 
 def mode_has_xics(mode: str) -> bool:

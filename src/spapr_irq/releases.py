@@ -32,7 +32,7 @@ class IrqPolicy:
     2.4, 3.3, 4.2-4.3). The defaults are today's QEMU (5.2 and later); each field names the
     release that changed it."""
 
-    #: spapr_irq_init + spapr_irq_check, in order: names of checks in policy.INIT_CHECKS.
+    #: spapr_irq_init + spapr_irq_check, in order: names of checks in policy.CHECKS.
     init_checks: tuple[str, ...] = ("split", "dual-becomes-xics", "xive-needs-power9",
                                     "broken-disconnect")
     #: The broken-disconnect refusal: "incompatible" (5.2: the text and its two hints) or
