@@ -168,6 +168,8 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
         "CAS takes any interrupt mode; XIVE newly negotiated on a dual machine reboots the guest",
         "kernel-irqchip is a machine property: TCG refuses kernel-irqchip=on, split is refused "
         "under any accelerator",
+        "assumed as in 4.1, which spec/qemu.md 10 could not date: the POWER9-capable checks "
+        "(dual becomes xics, xive refused) and the TCG kernel-irqchip=on refusal",
     )),
     _old("4.1", (4, 1), _IRQ_4_1, (
         "machine types up to pseries-4.1, which defaults to ic-mode=dual",
