@@ -26,7 +26,7 @@ def test_resolve_json_has_every_field(capsys):
     answer = json.loads(out)
     assert status == 0
     assert set(answer) == {"qemu", "advertised", "result", "stage", "interrupt_mode", "backend",
-                           "warnings", "error", "trace"}
+                           "warnings", "error", "trace", "ignored_options"}
     assert answer["qemu"] == "10.1"
     assert (answer["advertised"], answer["result"], answer["interrupt_mode"], answer["backend"]) == \
         ("dual", "ok", "xive", "kvm")
@@ -72,8 +72,8 @@ def test_resolve_text_prints_mode_and_backend(capsys):
     (["resolve", "--guest", "windows"], "spapr-irq: unknown guest 'windows'"),
     (["resolve", "--frobnicate"], "spapr-irq: unknown flag --frobnicate"),
     (["resolve", "--qemu", "6.0"], "spapr-irq: --qemu: unknown QEMU release '6.0'"),
-    (["resolve", "-device", "virtio-net-pci", "--host", "tcg"],
-     "spapr-irq: not modeled yet: -device: devices beyond the machine's defaults"),
+    (["resolve", "-device", "spapr-pci-host-bridge", "--host", "tcg"],
+     "spapr-irq: not modeled yet: -device spapr-pci-host-bridge: a PHB without index="),
     (["nonsense"], "spapr-irq: unknown command 'nonsense'"),
     (["matrix", "--format", "yaml"], "spapr-irq: --format must be text, markdown or json"),
 ])
@@ -124,7 +124,7 @@ def test_qemu_7_2_refuses_these_machines_with_its_text(capsys, argv, message):
                                   ["-M", "pseries-2.11,max-cpu-compat=power7"]])
 def test_qemu_7_2_accepts_these_under_tcg(capsys, argv):
     status, out, _ = run(capsys, "resolve", *argv, "--host", "tcg", "--qemu", "7.2")
-    assert status == 0 and out.endswith("modeled: QEMU 7.2\n")
+    assert status == 0 and out.endswith("modeled: QEMU 7.2; guest linux-xive (default)\n")
 
 
 def test_explain_names_the_guarantee_of_each_rule(capsys):
@@ -195,7 +195,7 @@ def test_a_xics_create_failing_at_its_vp_block_on_5_4_leaves_the_xive_slot_taken
     (5.4.3) it leaves kvm->arch.xive set, so the XIVE device at CAS gets File exists too."""
     status, out, err = run(capsys, "resolve", *P9, "--host", STALE, "--fault",
                            "create_device:ENOMEM")
-    assert (status, out) == (0, "XIVE emulated; offered: dual; modeled: QEMU 10.1\n")
+    assert (status, out) == (0, "XIVE emulated; offered: dual; modeled: QEMU 10.1; guest linux-xive (default)\n")
     assert err == ("warning: kernel_irqchip allowed but unavailable: Error on KVM_CREATE_DEVICE for "
                    "XICS: Cannot allocate memory\n         Falling back to kernel-irqchip=off\n"
                    "warning: kernel_irqchip allowed but unavailable: XIVE: error creating KVM "
@@ -204,7 +204,7 @@ def test_a_xics_create_failing_at_its_vp_block_on_5_4_leaves_the_xive_slot_taken
 
 def test_the_same_fault_on_5_4_3_leaves_nothing_behind(capsys):
     status, out, err = run(capsys, "resolve", *P9, "--host", FIXED, "--fault", "create_device:ENOMEM")
-    assert (status, out) == (0, "XIVE in-kernel (KVM); offered: dual; modeled: QEMU 10.1\n")
+    assert (status, out) == (0, "XIVE in-kernel (KVM); offered: dual; modeled: QEMU 10.1; guest linux-xive (default)\n")
     assert err.count("warning:") == 1
 
 

@@ -443,8 +443,13 @@ def test_unknown_top_level_option_is_refused():
     assert config_error("-foo").message == "-foo: invalid option"
 
 
-def test_bare_word_is_refused_as_invalid_option():
-    assert config_error("pseries").message == "pseries: invalid option"
+def test_a_bare_word_is_a_disk_image_on_the_default_scsi_bus_as_qemu_reads_it():
+    """qemu-system-ppc64 pseries answers "pseries: Could not open 'pseries'": a bare word is the
+    -hda image. The model does not open files; the disk needs the spapr-vscsi it would sit on."""
+    config = parse_options("-nodefaults disk.img")
+    assert config.scsi_buses == 1
+    assert ("disk.img", "a disk image (-hda) on the default SCSI bus; the file is not opened "
+            "here") in config.ignored
 
 
 @pytest.mark.parametrize("flag", ["-M", "-machine", "-cpu", "-smp", "-accel"])

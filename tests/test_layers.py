@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "spapr_irq"
 
 LAYERS = [
     {"papr", "errors"},
-    {"smp", "releases", "monitor"},
+    {"smp", "releases", "monitor", "cmdline"},
     {"config"},
     {"host.host", "host.uapi"},
     {"memory"},
@@ -47,6 +47,7 @@ LAYERS = [
     {"conform.session"},
     {"conform.command", "check.command"},
     {"cli"},
+    {"__main__"},
 ]
 RANK = {module: rank for rank, modules in enumerate(LAYERS) for module in modules}
 

@@ -57,6 +57,7 @@ class Args:
     normalize: bool = False
     before_cas: bool = False
     file: str | None = None
+    from_file: str | None = None
     src: str | None = None
     dst: str | None = None
     to_options: str | None = None
@@ -64,7 +65,7 @@ class Args:
 
 _VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults",
            "--qemu": "qemu_release", "--file": "file", "--from": "src", "--to": "dst",
-           "--to-options": "to_options"}
+           "--to-options": "to_options", "--from-file": "from_file"}
 
 
 def parse_fault(text: str) -> tuple[str | None, int, int]:
@@ -93,8 +94,21 @@ def parse_fault(text: str) -> tuple[str | None, int, int]:
     return target, code, nth
 
 
+def _qemu_knows(word: str) -> bool:
+    """A double-dash word QEMU reads as its single-dash option (--no-reboot is -no-reboot)."""
+    from .cmdline import NO_EFFECT_FLAGS, NO_EFFECT_WITH_ARGUMENT
+
+    flag = word[1:]
+    return flag in NO_EFFECT_FLAGS or flag in NO_EFFECT_WITH_ARGUMENT or flag in (
+        "-enable-kvm", "-machine", "-cpu", "-smp", "-accel", "-nodefaults", "-device", "-drive",
+        "-netdev", "-nic", "-net", "-serial", "-append", "-cdrom", "-M")
+
+
 def parse_args(argv: list[str]) -> Args:
-    """Our flags are taken out; every other word is a QEMU option, kept in order."""
+    """Our flags are taken out; every other word is a QEMU option, kept in order. A pasted
+    line's program name is dropped; after ``--`` every word is QEMU's."""
+    from .cmdline import _PROGRAM
+
     if not argv or argv[0] in ("-h", "--help", "help"):
         raise UsageError("")
     command, rest = argv[0], argv[1:]
@@ -104,6 +118,12 @@ def parse_args(argv: list[str]) -> Args:
     i = 0
     while i < len(rest):
         word = rest[i]
+        if word == "--":  # the rest is a QEMU command line, perhaps with its program name
+            args.qemu.extend(rest[i + 1:])
+            break
+        if not args.qemu and _PROGRAM.search(word):  # a pasted line's program name
+            i += 1
+            continue
         name, eq, inline = word.partition("=")
         if name in _VALUED:
             if eq:
@@ -120,7 +140,7 @@ def parse_args(argv: list[str]) -> Args:
                 args.format = value
             elif name == "--fault":
                 args.faults.append(parse_fault(value))
-            elif name in ("--file", "--from", "--to", "--to-options"):
+            elif name in ("--file", "--from", "--to", "--to-options", "--from-file"):
                 setattr(args, _VALUED[name], value)
             elif name == "--qemu":
                 from .releases import RELEASES
@@ -140,8 +160,7 @@ def parse_args(argv: list[str]) -> Args:
             args.before_cas = True
         elif word in ("-h", "--help"):
             raise UsageError("")
-        elif word.startswith("--") and word not in ("--enable-kvm", "--machine", "--cpu", "--smp",
-                                                    "--accel"):
+        elif word.startswith("--") and not _qemu_knows(word):
             raise UsageError(f"unknown flag {word}")
         else:
             args.qemu.append(word)
@@ -174,11 +193,70 @@ def parse_args(argv: list[str]) -> Args:
         raise UsageError("pic takes one --host and one --guest")
     if args.faults and command not in ("resolve", "explain"):
         raise UsageError(f"--fault is for resolve and explain, not {command}")
+    if args.from_file is not None:
+        if command not in ("resolve", "explain", "matrix", "pic", "migrate"):
+            raise UsageError(f"--from-file is for resolve, explain, matrix, pic and migrate, not "
+                             f"{command}")
+        from .cmdline import read_file_line, words_of
+
+        try:
+            text = (sys.stdin.read() if args.from_file == "-" else
+                    open(args.from_file, encoding="utf-8", errors="replace").read())
+        except OSError as exc:
+            raise UsageError(f"--from-file {args.from_file}: {exc.strerror}") from None
+        args.qemu = words_of(read_file_line(text)) + args.qemu
     return args
 
 
+def _line(text: str) -> str:
+    """The first line of a message, with control characters shown escaped."""
+    first = text.splitlines()[0] if text else ""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as dist_version
+
+    try:
+        return dist_version("spapr-irq")
+    except PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """The command. Output that the terminal cannot encode is escaped; a closed pipe ends it
+    quietly; a full disk is one line and status 1."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        _silence_stdout()
+        print(f"spapr-irq: cannot write the output: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """After a write failed, the interpreter's final flush must not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str]) -> int:
+    if argv and argv[0] in ("--version", "-V"):
+        print(f"spapr-irq {version()}")
+        return 0
     if argv and argv[0] in ("conform", "check", "simulate", "compare"):
         try:
             if argv[0] == "conform":
@@ -189,31 +267,27 @@ def main(argv: list[str] | None = None) -> int:
 
             return check_main(argv[0], argv[1:])
         except InputError as exc:
-            print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+            print(f"spapr-irq: {_line(exc.text)}", file=sys.stderr)
             return 2
-        except BrokenPipeError:
-            return 0
     try:
         args = parse_args(argv)
         return _run(args)
     except UsageError as exc:
         if str(exc):
-            print(f"spapr-irq: {exc}", file=sys.stderr)
+            print(f"spapr-irq: {_line(str(exc))}", file=sys.stderr)
         else:
             print(USAGE)
             return 0 if argv and argv[0] in ("-h", "--help", "help") else 2
         return 2
     except ConfigError as exc:  # QEMU itself refuses this command line: its status is 1
-        print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+        print(f"spapr-irq: {_line(exc.text)}", file=sys.stderr)
         return 1
     except InputError as exc:
-        print(f"spapr-irq: {exc.text.splitlines()[0]}", file=sys.stderr)
+        print(f"spapr-irq: {_line(exc.text)}", file=sys.stderr)
         return 2
     except NotImplementedError as exc:
-        print(f"spapr-irq: not modeled yet: {exc}", file=sys.stderr)
+        print(f"spapr-irq: not modeled yet: {_line(str(exc))}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
 
 
 def _run(args: Args) -> int:
@@ -243,23 +317,33 @@ def _run(args: Args) -> int:
         sys.stdout.write(render(cells))
         return 0
     host = args.hosts[0] if args.hosts else DEFAULT_HOST
-    guest = args.guests[0] if args.guests else DEFAULT_GUEST
+    guest = args.guests[0] if args.guests else _guest_of(args.qemu)
     outcome = resolve(args.qemu, host, guest, faults=args.faults, qemu=args.qemu_release)
     if args.command == "explain":
         sys.stdout.write(explain_text(" ".join(args.qemu), host, guest, outcome))
     elif args.json:
         print(json.dumps(outcome.as_dict(), indent=1))
     else:
+        defaulted = [f"{kind} {name} (default)" for kind, name, given in
+                     (("host", host, args.hosts), ("guest", guest, args.guests)) if not given]
         if outcome.result == "ok":
             backend = "in-kernel (KVM)" if outcome.backend == "kvm" else "emulated"
             print(f"{outcome.interrupt_mode.upper()} {backend}; offered: {outcome.advertised}; "
-                  f"modeled: QEMU {outcome.qemu}")
+                  f"modeled: QEMU {outcome.qemu}" + "".join(f"; {d}" for d in defaulted))
         for warning in outcome.warnings:
             print("warning: " + warning.replace("\n", "\n         "), file=sys.stderr)
         if outcome.result == "error":
             print(f"error at {outcome.stage} (modeled: QEMU {outcome.qemu}): {outcome.error}",
                   file=sys.stderr)
     return 0 if outcome.result == "ok" else 1
+
+
+def _guest_of(words: list[str]) -> str:
+    """The guest when none is named: a kernel booted with xive=off (-append) is linux-xive-off."""
+    for option, value in zip(words, words[1:]):
+        if option.lstrip("-") == "append" and "xive=off" in value.split():
+            return "linux-xive-off"
+    return DEFAULT_GUEST
 
 
 def _migrate(args: Args) -> int:

@@ -8,11 +8,13 @@ one. Parsing builds a new object and never changes an existing one.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import ConfigError
+from .cmdline import (NO_EFFECT_FLAGS, NO_EFFECT_MACHINE_PROPS, NO_EFFECT_WITH_ARGUMENT,
+                      PHB_MODEL, SPAPR_CAPS, VIO_MODELS, device_props, drive_scsi_bus, parse_reg,
+                      words_of)
 from .releases import RELEASES, Release, get_release
 from .smp import parse_base0, read_smp, topology
 
@@ -112,6 +114,16 @@ class MachineConfig:
     serial: int = 1
     nic: bool = True
     cdrom: bool = True
+    #: SCSI buses of -drive (and the default CD-ROM): each is a spapr-vscsi made at machine init.
+    scsi_buses: int = 1
+    #: NICs of -nic / -net nic, by model (a spapr-vlan one is a VIO device).
+    nic_models: tuple[str, ...] = ()
+    #: -device VIO devices (model, reg or None, option) and extra PHBs (model, index, option).
+    devices: tuple[tuple[str, int | None, str], ...] = ()
+    #: Options QEMU accepts that change nothing modeled here: (option as given, why).
+    ignored: tuple[tuple[str, str], ...] = ()
+    #: -append: the guest kernel's command line (xive=off picks the guest's choice).
+    append: str | None = None
     #: -M cap-htm: None for the machine's default (on up to pseries-2.11 for a POWER8+ CPU).
     cap_htm: bool | None = None
     #: -M kernel-irqchip=VALUE that is not on/off/split, with no accelerator named: QEMU refuses it
@@ -270,6 +282,12 @@ class _Builder:
         self.defaults = True  # -nodefaults clears it
         self.serial: list[str] = []  # -serial values, in order
         self.nic_none = False  # -net none / -nic none
+        self.default_net = True  # any -net, -nic or -netdev clears it (vl.c default_net)
+        self.nics: list[str] = []  # NIC models of -nic / -net nic
+        self.scsi_buses: set[int] = set()  # SCSI buses of -drive / -cdrom / -hda
+        self.devices: list[tuple[str, int | None, str]] = []
+        self.ignored: list[tuple[str, str]] = []
+        self.append: str | None = None
 
 
 def _read_machine(b: _Builder, option: str, value: str) -> None:
@@ -310,31 +328,81 @@ def _read_accel(b: _Builder, option: str, value: str) -> None:
     b.accel.append(name)
 
 
-def _tokens(options: str | Sequence[str]) -> list[str]:
-    if isinstance(options, str):
-        try:
-            return shlex.split(options)
-        except ValueError as exc:
-            raise ConfigError(f"cannot split the options: {exc}") from None
-    return list(options)
+#: Options that add devices or disks, read for the interrupts they give the machine (cmdline.py).
+DEVICE_OPTIONS = frozenset({"-device", "-drive", "-cdrom", "-hda", "-hdb", "-hdc", "-hdd",
+                            "-netdev", "-append"})
 
 
-#: Options that change nothing this model covers, with and without an argument (the display, the
-#: guest's kernel and memory, the monitors a runner attaches, start and stop behaviour).
-IGNORED_WITH_ARGUMENT = frozenset({"-m", "-vga", "-display", "-kernel", "-initrd", "-append",
-                                   "-name", "-monitor", "-qmp", "-chardev", "-mon", "-uuid", "-msg",
-                                   "-boot", "-rtc", "-D", "-d", "-pidfile"})
-IGNORED_FLAGS = frozenset({"-S", "-nographic", "-no-reboot", "-no-shutdown", "-no-user-config",
-                           "-snapshot", "-daemonize"})
-#: Options that add devices with interrupts; not modeled yet.
-NOT_MODELED = frozenset({"-device", "-drive", "-cdrom", "-netdev", "-hda", "-usb", "-usbdevice"})
+def _read_net(b: _Builder, flag: str, option: str, value: str) -> None:
+    """-nic TYPE[,model=M] and -net nic[,model=M] make a NIC (pseries' default model is
+    spapr-vlan); -net with a backend type makes only the backend; none makes nothing. Any of
+    them clears the default NIC."""
+    b.default_net = False
+    props = _split_props(value)
+    kind = props[0]
+    if kind == "none":
+        b.nic_none = True
+        return
+    model = next((p.split("=", 1)[1] for p in props[1:] if p.startswith("model=")), "spapr-vlan")
+    if flag == "-nic" or kind == "nic":
+        b.nics.append(model)
+    else:
+        b.ignored.append((option, "a network backend (the NIC is -net nic or -device)"))
+
+
+def _read_device_option(b: _Builder, flag: str, option: str, value: str) -> None:
+    if flag == "-append":
+        b.append = value
+        b.ignored.append((option, "the guest kernel's command line"
+                          + ("; xive=off is the guest's choice (use --guest linux-xive-off)"
+                             if "xive=off" in value.split() else "")))
+        return
+    if flag == "-netdev":
+        b.default_net = False
+        b.ignored.append((option, NO_EFFECT_WITH_ARGUMENT["-netdev"]))
+        return
+    if flag in ("-cdrom", "-hda", "-hdb", "-hdc", "-hdd"):
+        b.scsi_buses.add(0)  # pseries' default block interface is SCSI, bus 0
+        return
+    if flag == "-drive":
+        props = dict(p.split("=", 1) if "=" in p else (p, "on") for p in _split_props(value))
+        bus = drive_scsi_bus(option, props)
+        if bus is None:
+            b.ignored.append((option, f"a disk on if={props.get('if')}: no interrupt at start"))
+        else:
+            b.scsi_buses.add(bus)
+        return
+    props = device_props(option, value, _split_props)
+    model = props["driver"]
+    if model in VIO_MODELS:
+        b.devices.append((model, parse_reg(option, props["reg"]) if "reg" in props else None,
+                          option))
+    elif model == PHB_MODEL:
+        index = props.get("index")
+        if index is None or not index.isdigit():
+            raise NotImplementedError(f"{option}: a PHB without index= is not modeled")
+        b.devices.append((model, int(index), option))
+    else:
+        b.ignored.append((option, _device_reason(model)))
+
+
+def _device_reason(model: str) -> str:
+    if model.endswith("-pci") or model.startswith(("pci-", "vfio-")) or model in (
+            "qemu-xhci", "nec-usb-xhci", "pci-ohci", "virtio-scsi-pci"):
+        return ("a PCI function on a PHB: it shares the PHB's LSIs and takes MSIs when its "
+                "guest driver enables them, none at start")
+    if model.endswith("-spapr-cpu-core"):
+        return "a cold-plugged CPU core (not modeled: use -smp)"
+    if model.startswith(("usb-", "scsi-", "virtio-serial", "virtconsole", "virtserialport")):
+        return "a device on a bus whose controller holds the interrupt"
+    return "no interrupt of its own in this model"
 
 
 def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) -> MachineConfig:
     """Parse QEMU options into a MachineConfig as QEMU release `qemu` would (the newest when
     None), or raise ConfigError with that release's text."""
     release = get_release(qemu)
-    words = _tokens(options)
+    words = words_of(options)
     b = _Builder()
     i = 0
     while i < len(words):
@@ -348,11 +416,18 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
             b.defaults = False
             i += 1
             continue
-        if flag in IGNORED_FLAGS:
+        if flag in NO_EFFECT_FLAGS:
+            b.ignored.append((word, NO_EFFECT_FLAGS[flag]))
+            i += 1
+            continue
+        if not word.startswith("-"):  # a bare word is the first disk image (-hda)
+            b.scsi_buses.add(0)
+            b.ignored.append((word, "a disk image (-hda) on the default SCSI bus; the file is "
+                              "not opened here"))
             i += 1
             continue
         if flag in ("-M", "-machine", "-cpu", "-smp", "-accel", "-serial", "-net", "-nic",
-                    *IGNORED_WITH_ARGUMENT, *NOT_MODELED):
+                    *NO_EFFECT_WITH_ARGUMENT, *DEVICE_OPTIONS):
             if i + 1 >= len(words):
                 raise ConfigError(f"{word}: requires an argument")
             value = words[i + 1]
@@ -360,9 +435,12 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
             if flag in ("-M", "-machine"):
                 _read_machine(b, option, value)
             elif flag == "-cpu":
-                b.cpu = _parse_cpu(value, release)
-                b.cpu_given = value
-                b.cpu_alias = value.lower() if value.lower() in dict(release.cpu_aliases) else None
+                model, _, features = value.partition(",")
+                b.cpu = _parse_cpu(model, release)
+                b.cpu_given = model
+                b.cpu_alias = model.lower() if model.lower() in dict(release.cpu_aliases) else None
+                if features:
+                    b.ignored.append((option, f"CPU properties ({features})"))
             elif flag == "-smp":
                 b.smp.update(read_smp(option, _split_props(value), release))  # smp-opts merge
             elif flag == "-accel":
@@ -370,13 +448,11 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
             elif flag == "-serial":
                 b.serial.append(value)
             elif flag in ("-net", "-nic"):
-                if value != "none":
-                    raise NotImplementedError(f"{word} {value}: network devices other than the "
-                                              "default NIC are not modeled yet")
-                b.nic_none = True
-            elif flag in NOT_MODELED:
-                raise NotImplementedError(f"{word}: devices beyond the machine's defaults are not "
-                                          "modeled yet")
+                _read_net(b, flag, option, value)
+            elif flag in DEVICE_OPTIONS:
+                _read_device_option(b, flag, option, value)
+            else:
+                b.ignored.append((option, NO_EFFECT_WITH_ARGUMENT[flag]))
             i += 2
             continue
         raise ConfigError(f"{word}: invalid option")
@@ -414,6 +490,10 @@ def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConf
             if val not in ("on", "off"):
                 raise ConfigError("Parameter 'cap-htm' expects 'on' or 'off'")
             cap_htm = val == "on"
+        elif key in NO_EFFECT_MACHINE_PROPS or key in SPAPR_CAPS:
+            b.ignored.append((f"{option.split(' ', 1)[0]} {key}={val}",
+                              NO_EFFECT_MACHINE_PROPS.get(key, "a spapr capability (cap-htm is "
+                                                          "the one modeled)")))
         elif key == "accel":
             names = val.split(":")
             for name in names:
@@ -458,6 +538,8 @@ def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConf
     # Default devices (vl.c): -nodefaults drops the default serial port, NIC and CD-ROM; each
     # -serial other than "none" is a port (a spapr-vty).
     serial = [v for v in b.serial if v != "none"] if b.serial else (["vc"] if b.defaults else [])
+    cdrom = b.defaults  # the default CD-ROM is a SCSI drive on bus 0
+    buses = set(b.scsi_buses) | ({0} if cdrom else set())
 
     return MachineConfig(
         version=version,
@@ -478,8 +560,13 @@ def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConf
         qemu=release.version,
         machine_name=None if mtype == version_name(version) else mtype,
         serial=len(serial),
-        nic=b.defaults and not b.nic_none,
-        cdrom=b.defaults,
+        nic=b.defaults and b.default_net and not b.nic_none,
+        cdrom=cdrom,
+        scsi_buses=max(buses) + 1 if buses else 0,
+        nic_models=tuple(b.nics),
+        devices=tuple(b.devices),
+        ignored=tuple(b.ignored),
+        append=b.append,
         cap_htm=cap_htm,
         kernel_irqchip_unparsed=irqchip_unparsed,
         warnings=tuple(warnings),

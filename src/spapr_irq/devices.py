@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import StateError
+from .errors import InputError, StateError
 from .guest.driver import Handled
 from .guest.linux_xics import DEFAULT_PRIORITY
 
@@ -52,6 +52,14 @@ class Workload:
         return self.sources[key]
 
     def fire(self, event: Event) -> None:
+        """Fire one event; an unknown kind or a vCPU the machine does not have is refused the
+        same way whichever controller runs."""
+        if event.kind not in ("ipi", "msi", "lsi"):
+            raise ValueError(f"unknown event kind {event.kind!r} (ipi, msi or lsi)")
+        for role, vcpu in (("target", event.vcpu), ("source", event.source)):
+            if (event.kind == "ipi" or role == "target") and vcpu not in self.m.vcpus:
+                raise InputError(f"no vCPU {vcpu} ({role} of {event.kind}): the machine has "
+                                 f"{sorted(self.m.vcpus)}")
         if event.kind == "ipi":
             self.driver.send_ipi(event.source, event.vcpu)
             return

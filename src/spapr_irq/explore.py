@@ -32,6 +32,8 @@ class Outcome:
     error: str | None
     trace: list[dict] = field(default_factory=list)
     qemu: str = ""  # the QEMU release modeled
+    #: Options QEMU accepts that change nothing modeled here, each with why.
+    ignored_options: list[dict] = field(default_factory=list)
 
     def as_dict(self, trace: bool = True) -> dict:
         out = {
@@ -43,6 +45,7 @@ class Outcome:
             "backend": self.backend,
             "warnings": list(self.warnings),
             "error": self.error,
+            "ignored_options": list(self.ignored_options),
         }
         if trace:
             out["trace"] = list(self.trace)
@@ -76,16 +79,18 @@ def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestPr
         plan.fail(code, call=call, nth=nth)
     machine = Machine(config, host, plan if faults else None)
     advertised = None
+    ignored = [{"option": option, "why": why} for option, why in config.ignored]
     try:
         machine.start()
         advertised = machine.advertised_mode
         machine.boot(profile)
     except MachineError as exc:
         return Outcome(advertised, "error", exc.stage, None, None, list(machine.warnings),
-                       exc.text, [s.as_dict() for s in machine.trace], qemu=config.qemu)
+                       exc.text, [s.as_dict() for s in machine.trace], qemu=config.qemu,
+                       ignored_options=ignored)
     return Outcome(advertised, "ok", None, machine.interrupt_mode, machine.backend,
                    list(machine.warnings), None, [s.as_dict() for s in machine.trace],
-                   qemu=config.qemu)
+                   qemu=config.qemu, ignored_options=ignored)
 
 
 #: Rows and columns of the mode matrix: ic-mode, then kernel-irqchip (None = unset, "allowed").
@@ -110,8 +115,9 @@ def matrix_options(base: list[str], mode: str, irqchip: str | None, host: Host) 
     """
     words = list(base)
     props = f"ic-mode={mode}" + (f",kernel-irqchip={irqchip}" if irqchip else "")
-    words += ["-M", props if any(w in ("-M", "-machine") for w in words) else "pseries," + props]
-    if "-cpu" not in words and host.has_kvm:
+    given = {w[1:] if w.startswith("--") else w for w in words}  # QEMU reads --cpu as -cpu
+    words += ["-M", props if given & {"-M", "-machine"} else "pseries," + props]
+    if "-cpu" not in given and host.has_kvm:
         words += ["-cpu", "host"]
     return words
 

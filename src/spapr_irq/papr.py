@@ -69,6 +69,10 @@ RTAS_TOKENS: dict[str, int] = {
     "ibm,int-on": 0x200D,
 }
 RTAS_NAMES: dict[int, str] = {token: name for name, token in RTAS_TOKENS.items()}
+#: The return words each call gives (its status included): ibm,get-xive answers server and
+#: priority too (PAPR 7.3.10).
+RTAS_NRET: dict[str, int] = {"ibm,set-xive": 1, "ibm,get-xive": 3, "ibm,int-off": 1,
+                             "ibm,int-on": 1}
 XICS_RTAS_CALLS = ("ibm,set-xive", "ibm,get-xive", "ibm,int-off", "ibm,int-on")
 
 RTAS_OUT_SUCCESS = 0

@@ -161,6 +161,11 @@ def explain_text(options: str, host: str, guest: str, outcome: Outcome) -> str:
         out.append(f"result: QEMU stops at {outcome.stage}: {outcome.error}")
     for warning in outcome.warnings:
         out.append("warning: " + warning.replace("\n", "\n         "))
+    if outcome.ignored_options:
+        out.append("")
+        out.append("options accepted that change nothing modeled here:")
+        for item in outcome.ignored_options:
+            out.append(f"  {item['option']}: {item['why']}")
     if seen_rules:
         out.append("")
         out.append("rules applied:")

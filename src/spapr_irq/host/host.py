@@ -204,6 +204,8 @@ _YES = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false
 
 def parse_host(text: str) -> Host:
     """A preset name, or ``kvm:cpu=power9,kernel=5.2[.N][,nested=yes][,xive=off][,firmware=old]``."""
+    if not isinstance(text, str):
+        raise HostError(f"a host is a preset name or kvm:cpu=...,kernel=..., not {text!r}")
     if text in PRESETS:
         return PRESETS[text]
     if not text.startswith("kvm:"):

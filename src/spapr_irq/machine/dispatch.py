@@ -111,14 +111,18 @@ class GuestInterface:
         except ConnectError as exc:  # H_INT_ESB on a kernel ESB page that SIGBUSes QEMU
             raise self._sigbus(exc, "hcall") from None
 
-    def rtas(self, vcpu: int, call: str | int, *args: int, nret: int = 1) -> tuple[int, ...]:
+    def rtas(self, vcpu: int, call: str | int, *args: int, nret: int | None = None
+             ) -> tuple[int, ...]:
         """An RTAS call from `vcpu` by name or token with its nargs arguments and nret return
-        words. Returns (status, *rets). Tokens defined in KVM are served by the kernel."""
+        words (by default the call's own: 3 for ibm,get-xive, 1 for the others). Returns
+        (status, *rets). Tokens defined in KVM are served by the kernel."""
         self._require_running("call RTAS")
         self._check_vcpu(vcpu)
         token = papr.RTAS_TOKENS.get(call) if isinstance(call, str) else call
         if token is None:
             raise MachineError(f"unknown RTAS call name {call!r}", stage="rtas")
+        if nret is None:
+            nret = papr.RTAS_NRET.get(papr.RTAS_NAMES.get(token, ""), 1)
         if not isinstance(nret, int) or not 0 <= nret <= 16:
             raise MachineError(f"nret must be 0 to 16, got {nret!r}", stage="rtas")
         words = [value & 0xFFFFFFFF for value in self._registers(args, 16, "an RTAS call")]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .. import papr
-from ..errors import MachineError
+from ..cmdline import VIO_MODELS
+from ..errors import InputError, MachineError
 from ..intc.base import ClaimError, ConnectError
 
 
@@ -21,29 +22,70 @@ class Device(NamedTuple):
     node: str
     irq: int
     lsi: bool = False
+    option: str | None = None  # the -device option that made it (QEMU prefixes its errors)
 
 
 VIO_REG_BASE = 0x71000000  # the first VIO address QEMU hands out (spapr_vio.c)
+PHB_BUID_BASE = 0x800000020000000  # the default PHB's BUID; a PHB of index N adds N
+
+
+def vio_reg_to_irq(reg: int) -> int:
+    """spapr_vio_reg_to_irq: QEMU's addresses keep their low byte; libvirt's vty addresses
+    (0x30000000 + 0x1000 * n) map to 0xf0-0xff, its other ones ((reg >> 12) & 0xff)."""
+    if reg >= VIO_REG_BASE:
+        index = reg & 0xFF
+    elif reg >= 0x30000000:
+        index = 0xF0 | ((reg >> 12) & 0xF)
+    else:
+        index = (reg >> 12) & 0xFF
+    return papr.SPAPR_IRQ_VIO | index
 
 
 def default_devices(config) -> list[Device]:
-    """The devices with an interrupt that a pseries machine creates, in QEMU's order
-    (spapr_machine_init): the EPOW and hot-plug event sources (hot-plug since pseries-2.8), the VIO
-    devices (a spapr-vty per serial port, the spapr-nvram, a spapr-vlan for the default NIC, a
-    spapr-vscsi for the default CD-ROM; numbered from 0x71000000 in that order), with the default
-    PHB's four LSIs created between the NVRAM and the NIC. `irq` is the fixed number of QEMU 3.1
-    and later (VIO: 0x1100 + the address's offset); legacy machines allocate instead."""
-    early = [("spapr-vty", "vty")] * config.serial + [("spapr-nvram", "nvram")]
-    late = ([("spapr-vlan", "l-lan")] if config.nic else []) + (
-        [("spapr-vscsi", "v-scsi")] if config.cdrom else [])
-    vio = [Device(f"VIO {model}", f"/vdevice/{node}@{VIO_REG_BASE + reg:x}", papr.SPAPR_IRQ_VIO + reg)
-           for reg, (model, node) in enumerate(early + late)]
-    phb = [Device(f"PHB LSI {'ABCD'[pin]}", "/pci@800000020000000", papr.SPAPR_IRQ_PCI_LSI + pin,
-                  lsi=True) for pin in range(4)]
+    """The devices with an interrupt that a pseries machine creates, in QEMU's order: the EPOW
+    and hot-plug event sources (hot-plug since pseries-2.8); at machine init the VIO devices (a
+    spapr-vty per serial port, the spapr-nvram, the NICs of the default or -nic / -net nic whose
+    model is spapr-vlan, a spapr-vscsi per SCSI bus of the drives and the default CD-ROM),
+    numbered from 0x71000000 in that order, with the default PHB's four LSIs between the NVRAM
+    and the NICs; then the -device VIO devices (at their `reg`, or the next free address) and
+    PHBs (four LSIs at 0x1200 + 4 * index). `irq` is the fixed number of QEMU 3.1 and later;
+    legacy machines allocate instead. Two devices at one address are QEMU's refusal."""
+    nics = ["spapr-vlan"] if config.nic else []
+    nics += [model for model in config.nic_models if model == "spapr-vlan"]
+    early = ["spapr-vty"] * config.serial + ["spapr-nvram"]
+    late = nics + ["spapr-vscsi"] * config.scsi_buses
+    names = dict(VIO_MODELS, **{"spapr-nvram": "nvram"})
+    regs: dict[int, str] = {}
+    next_reg = VIO_REG_BASE
+
+    def vio(model: str, reg: int | None, option: str | None = None) -> Device:
+        nonlocal next_reg
+        if reg is None:
+            while next_reg in regs:
+                next_reg += 1
+            reg, next_reg = next_reg, next_reg + 1
+        elif reg in regs:
+            raise MachineError(f"{option + ': ' if option else ''}{model} and {regs[reg]} "
+                               f"devices conflict at address {reg:#x}")
+        regs[reg] = model
+        return Device(f"VIO {model}", f"/vdevice/{names[model]}@{reg:x}", vio_reg_to_irq(reg),
+                      option=option)
+
+    def phb(index: int, option: str | None = None) -> list[Device]:
+        node = f"/pci@{PHB_BUID_BASE + index:x}"
+        prefix = "PHB" if index == 0 else f"PHB{index}"
+        return [Device(f"{prefix} LSI {'ABCD'[pin]}", node,
+                       papr.SPAPR_IRQ_PCI_LSI + index * 4 + pin, lsi=True, option=option)
+                for pin in range(4)]
+
     devices = [Device("EPOW", "/event-sources/epow-events", papr.SPAPR_IRQ_EPOW)]
     if config.version >= (2, 8):
         devices.append(Device("HOTPLUG", "/event-sources/hot-plug-events", papr.SPAPR_IRQ_HOTPLUG))
-    devices += vio[:len(early)] + phb + vio[len(early):]
+    devices += [vio(model, None) for model in early] + phb(0)
+    devices += [vio(model, None) for model in late]
+    for model, arg, option in config.devices:
+        devices += phb(arg, option) if model == "spapr-pci-host-bridge" else [vio(model, arg,
+                                                                                   option)]
     return devices
 
 
@@ -88,7 +130,13 @@ class IrqNumbers:
         self.devices = []
         for device in default_devices(self.config):
             irq = self._legacy_find() if self.mode == "legacy" else device.irq
-            self._claim(irq, device.lsi)
+            try:
+                self._claim(irq, device.lsi)
+            except ClaimError as exc:  # a -device's realize fails with its option as prefix
+                if device.option is None:
+                    raise
+                prefix = "can't allocate LSIs: " if device.lsi else ""
+                raise MachineError(f"{device.option}: {prefix}{exc.message}") from None
             self.irq_owners[irq] = device.name
             self.devices.append(device._replace(irq=irq))
             claimed.append(f"{device.name} {irq:#x}")
@@ -191,6 +239,8 @@ class IrqNumbers:
 
     def msi_free(self, irq: int) -> None:
         self._require_running("free MSIs")
+        if not isinstance(irq, int) or isinstance(irq, bool):
+            raise InputError(f"an MSI block is named by its first IRQ number, not {irq!r}")
         if irq not in self.msi_blocks:
             raise MachineError(f"no MSI block starts at {irq:#x}", stage="claim")
         self._free_msi_block(irq, self.msi_blocks[irq])
