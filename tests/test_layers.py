@@ -39,7 +39,7 @@ LAYERS = [
     {"check.events"},
     {"check.invariants"},
     {"check.engine"},
-    {"check.scenario", "check.compare"},
+    {"check.scenario", "check.compare", "advise"},
     {"report"},
     {"conform.cases", "conform.guest"},
     {"conform.qemu"},

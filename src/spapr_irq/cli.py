@@ -7,6 +7,8 @@
     spapr-irq pic     --normalize --file FILE|-
     spapr-irq migrate [QEMU options] --from HOST --to HOST [--to-options "QEMU options"]
                       [--guest G] [--json]
+    spapr-irq advise  [QEMU options] --host H --host H ... [--guest G ...]
+                      [--format text|markdown|json]
     spapr-irq conform [--qemu PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
     spapr-irq check   [--qemu VERSION] [--host H ...] [--guest G ...] [--depth N] [--jobs N]
@@ -36,8 +38,8 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "conform", "check", "simulate",
-            "compare", "hosts", "guests", "releases")
+COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "advise", "conform", "check",
+            "simulate", "compare", "hosts", "guests", "releases")
 
 
 class UsageError(Exception):
@@ -178,8 +180,10 @@ def parse_args(argv: list[str]) -> Args:
             raise UsageError("migrate needs --from HOST and --to HOST")
         if args.hosts or len(args.guests) > 1:
             raise UsageError("migrate takes --from and --to, not --host, and one --guest")
+    if command == "advise" and not args.hosts:
+        raise UsageError("advise needs the fleet: --host H for each host")
     if command not in ("resolve", "migrate") and args.json:
-        if command == "matrix":
+        if command in ("matrix", "advise"):
             args.format = "json"
         else:
             raise UsageError(f"--json is not an option of {command}")
@@ -194,9 +198,9 @@ def parse_args(argv: list[str]) -> Args:
     if args.faults and command not in ("resolve", "explain"):
         raise UsageError(f"--fault is for resolve and explain, not {command}")
     if args.from_file is not None:
-        if command not in ("resolve", "explain", "matrix", "pic", "migrate"):
-            raise UsageError(f"--from-file is for resolve, explain, matrix, pic and migrate, not "
-                             f"{command}")
+        if command not in ("resolve", "explain", "matrix", "pic", "migrate", "advise"):
+            raise UsageError(f"--from-file is for resolve, explain, matrix, pic, migrate and "
+                             f"advise, not {command}")
         from .cmdline import read_file_line, words_of
 
         try:
@@ -311,6 +315,18 @@ def _run(args: Args) -> int:
         return _pic(args)
     if args.command == "migrate":
         return _migrate(args)
+    if args.command == "advise":
+        from .advise import advise
+        from .report import advise_text
+
+        settings = advise(args.qemu, args.hosts, args.guests or None, qemu=args.qemu_release)
+        if args.format == "json":
+            print(json.dumps({"hosts": args.hosts, "guests": args.guests or [DEFAULT_GUEST],
+                              "settings": [s.as_dict() for s in settings],
+                              "recommended": settings[0].name}, indent=1))
+        else:
+            sys.stdout.write(advise_text(settings, args.hosts, markdown=args.format == "markdown"))
+        return 0
     if args.command == "matrix":
         cells = matrix(args.qemu, args.hosts or None, args.guests or None, qemu=args.qemu_release)
         render = {"text": matrix_text, "markdown": matrix_markdown, "json": matrix_json}[args.format]

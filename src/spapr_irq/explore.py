@@ -153,9 +153,11 @@ def _play(machine, masked: bool):
     from .devices import Event, Workload
 
     workload = Workload(machine)
+    vcpus = machine.vcpus  # MIGRATE_EVENTS name the first and the second vCPU, if there is one
     for kind, vcpu, priority, source in MIGRATE_EVENTS:
-        workload.fire(Event(kind, vcpu, priority, source))
-    behind = workload.source("msi", 0, 4)
+        workload.fire(Event(kind, vcpus[min(vcpu, len(vcpus) - 1)], priority,
+                            vcpus[min(source, len(vcpus) - 1)]))
+    behind = workload.source("msi", vcpus[0], 4)
     if masked:
         machine.driver.mask(behind)
         machine.set_irq(behind, 1)

@@ -172,3 +172,38 @@ def explain_text(options: str, host: str, guest: str, outcome: Outcome) -> str:
         for rule in seen_rules:
             out.append(f"  {rule} [{RULES[rule].guarantee}]: {RULES[rule].text}")
     return "\n".join(out) + "\n"
+
+
+# --- advise -------------------------------------------------------------------------------------------
+
+def advise_text(settings, hosts: list[str], markdown: bool = False) -> str:
+    """The settings, best first: each host's answer, what blocks a move, and why it ranks there."""
+    if not settings:
+        return ""
+    best = settings[0]
+    lines = []
+    if markdown:
+        lines.append("| rank | setting | " + " | ".join(hosts) + " | migratable | why |")
+        lines.append("|---" * (len(hosts) + 4) + "|")
+    for rank, setting in enumerate(settings, 1):
+        cells = []
+        for host in hosts:
+            answers = [a for a in setting.answers if a.host == host]
+            cells.append(", ".join(sorted({a.cell + (" (warns)" if a.warned else "")
+                                           for a in answers})))
+        movable = "every pair" if not setting.blocked else f"{len(setting.blocked)} move(s) fail"
+        if setting.caveats and not setting.blocked:
+            movable += " (pending interrupts not always once)"
+        why = "; ".join(setting.reasons)
+        if markdown:
+            lines.append(f"| {rank} | `{setting.name}` | " + " | ".join(cells)
+                         + f" | {movable} | {why} |")
+        else:
+            lines.append(f"{rank}. {setting.name}")
+            for host, cell in zip(hosts, cells):
+                lines.append(f"     {host:28} {cell}")
+            lines.append(f"     migratable: {movable}")
+            lines.append(f"     why: {why}")
+    lines.append("")
+    lines.append(f"recommended: {best.name} ({'; '.join(best.reasons)})")
+    return "\n".join(lines) + "\n"
