@@ -132,3 +132,32 @@ def test_a_workload_refuses_a_vcpu_the_machine_lacks_the_same_way_on_both_contro
     machine.boot("linux-xive")
     with pytest.raises(InputError, match="no vCPU 99"):
         Workload(machine).run([event])
+
+
+@pytest.mark.parametrize("command", ["resolve", "explain", "matrix", "pic", "migrate", "advise",
+                                     "hosts", "guests", "releases"])
+def test_each_command_has_its_own_help_with_its_options_and_exit_status(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: spapr-irq {command}")
+    if command not in ("hosts", "guests", "releases"):
+        assert "exit status" in out and "--from-file" in out and "--qemu VERSION" in out
+
+
+def test_the_matrix_progress_bar_appears_only_after_a_second(monkeypatch):
+    import io
+
+    from spapr_irq import cli
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    bar = cli._progress("matrix")
+    bar.start = -10.0  # started long ago
+    bar(1, 10)
+    assert bar.bar is not None
+    bar(10, 10)
+    bar.__exit__(None, None, None)
+    quick = cli._progress("matrix")
+    quick.start = float("inf")
+    quick(1, 10)
+    assert quick.bar is None

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "spapr_irq"
 
 LAYERS = [
     {"papr", "errors"},
-    {"smp", "releases", "monitor", "cmdline"},
+    {"smp", "releases", "monitor", "cmdline", "domain"},
     {"config"},
     {"host.host", "host.uapi"},
     {"memory"},

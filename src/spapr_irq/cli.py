@@ -46,6 +46,79 @@ class UsageError(Exception):
     pass
 
 
+class HelpRequest(Exception):
+    """`spapr-irq COMMAND --help`: print that command's help and exit 0."""
+
+
+_MACHINE = """  QEMU options    any QEMU command line, as pasted (program name and -- allowed); what
+                  changes nothing modeled is listed, what QEMU does not know is its error
+  --from-file F   the QEMU line of a libvirt log or a shell script (- for stdin)
+  --domain F.xml  a libvirt domain, read as libvirt builds its ppc64 command line
+  --qemu VERSION  the QEMU release modeled (default: the newest; spapr-irq releases)"""
+_EXIT = "exit status: 0 it runs, 1 QEMU would refuse it (its own text), 2 bad input"
+HELP = {
+    "resolve": f"""usage: spapr-irq resolve [QEMU options] [--host H] [--guest G] [--fault CALL:ERRNO[:N]] [--json]
+
+Which interrupt mode the guest ends up with, on which backend, and what QEMU prints.
+
+{_MACHINE}
+  --host H        a host preset or kvm:cpu=...,kernel=... (default: {DEFAULT_HOST})
+  --guest G       a guest profile (default: {DEFAULT_GUEST}; linux-xive-off with -append xive=off)
+  --fault C:E[:N] the N-th (default 1st) KVM call C that can fail with errno E fails (C "any")
+  --json          one object: qemu, advertised, result, stage, interrupt_mode, backend,
+                  warnings, error, ignored_options, trace
+{_EXIT}""",
+    "explain": f"""usage: spapr-irq explain [QEMU options] [--host H] [--guest G] [--fault CALL:ERRNO[:N]]
+
+Every step the machine took, the rule it applied and the guarantee behind it, the result, and the
+options accepted that change nothing modeled.
+
+{_MACHINE}
+  --host H        default: {DEFAULT_HOST}
+  --guest G       default: {DEFAULT_GUEST}
+  --fault C:E[:N] as for resolve
+{_EXIT}""",
+    "matrix": f"""usage: spapr-irq matrix [QEMU options] [--host H ...] [--guest G ...] [--format text|markdown|json]
+
+Every ic-mode x kernel-irqchip cell for each host and guest (default: all of them).
+
+{_MACHINE}
+  --format F      text (default), markdown or json (--json is --format json)
+exit status: 0, 2 bad input""",
+    "pic": f"""usage: spapr-irq pic [QEMU options] [--host H] [--guest G] [--before-cas] [--normalize]
+       spapr-irq pic --normalize --file FILE|-
+
+The model's `info pic` in QEMU 7.2's format after the guest booted (or before CAS); or a saved
+`info pic` normalised as the conformance comparison does.
+
+{_MACHINE}
+  --before-cas    before the guest's CAS
+  --normalize     pointers and run-time values replaced
+{_EXIT}""",
+    "migrate": f"""usage: spapr-irq migrate [QEMU options] --from H --to H [--to-options "QEMU options"] [--guest G] [--json]
+
+Boot on one host, leave interrupts pending, save, load on the other, run on: whether the guest
+handled what it would have without the move.
+
+{_MACHINE}
+  --to-options O  the destination's options (default: the same)
+{_EXIT}""",
+    "advise": f"""usage: spapr-irq advise [QEMU options] --host H --host H ... [--guest G ...] [--format text|markdown|json]
+
+For a fleet of hosts: each ic-mode x kernel-irqchip setting on each host, whether the guest can
+move between every pair, ranked (refused nowhere, movable, in-kernel everywhere, fewest emulated,
+no warning) with the reasons.
+
+{_MACHINE}
+  --guest G       default: {DEFAULT_GUEST}
+  --format F      text (default), markdown or json
+exit status: 0, 2 bad input""",
+    "hosts": "usage: spapr-irq hosts\n\nThe host presets and what each host kernel offers.",
+    "guests": "usage: spapr-irq guests\n\nThe guest profiles and what each answers at CAS.",
+    "releases": "usage: spapr-irq releases\n\nThe QEMU releases modeled and what each changes.",
+}
+
+
 @dataclass
 class Args:
     command: str
@@ -60,6 +133,7 @@ class Args:
     before_cas: bool = False
     file: str | None = None
     from_file: str | None = None
+    domain: str | None = None
     src: str | None = None
     dst: str | None = None
     to_options: str | None = None
@@ -67,7 +141,7 @@ class Args:
 
 _VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults",
            "--qemu": "qemu_release", "--file": "file", "--from": "src", "--to": "dst",
-           "--to-options": "to_options", "--from-file": "from_file"}
+           "--to-options": "to_options", "--from-file": "from_file", "--domain": "domain"}
 
 
 def parse_fault(text: str) -> tuple[str | None, int, int]:
@@ -142,7 +216,7 @@ def parse_args(argv: list[str]) -> Args:
                 args.format = value
             elif name == "--fault":
                 args.faults.append(parse_fault(value))
-            elif name in ("--file", "--from", "--to", "--to-options", "--from-file"):
+            elif name in ("--file", "--from", "--to", "--to-options", "--from-file", "--domain"):
                 setattr(args, _VALUED[name], value)
             elif name == "--qemu":
                 from .releases import RELEASES
@@ -161,7 +235,7 @@ def parse_args(argv: list[str]) -> Args:
         elif word == "--before-cas":
             args.before_cas = True
         elif word in ("-h", "--help"):
-            raise UsageError("")
+            raise HelpRequest(command)
         elif word.startswith("--") and not _qemu_knows(word):
             raise UsageError(f"unknown flag {word}")
         else:
@@ -209,6 +283,21 @@ def parse_args(argv: list[str]) -> Args:
         except OSError as exc:
             raise UsageError(f"--from-file {args.from_file}: {exc.strerror}") from None
         args.qemu = words_of(read_file_line(text)) + args.qemu
+    if args.domain is not None:
+        if command not in ("resolve", "explain", "matrix", "pic", "migrate", "advise"):
+            raise UsageError(f"--domain is for resolve, explain, matrix, pic, migrate and advise, "
+                             f"not {command}")
+        from .domain import domain_words
+
+        try:
+            text = open(args.domain, encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--domain {args.domain}: {getattr(exc, 'strerror', None) or exc}") \
+                from None
+        words, notes = domain_words(text)
+        args.qemu = words + args.qemu
+        for element, why in notes:
+            print(f"spapr-irq: note: {element} in the domain: {why}", file=sys.stderr)
     return args
 
 
@@ -276,6 +365,9 @@ def _main(argv: list[str]) -> int:
     try:
         args = parse_args(argv)
         return _run(args)
+    except HelpRequest as request:
+        print(HELP[str(request)])
+        return 0
     except UsageError as exc:
         if str(exc):
             print(f"spapr-irq: {_line(str(exc))}", file=sys.stderr)
@@ -328,7 +420,9 @@ def _run(args: Args) -> int:
             sys.stdout.write(advise_text(settings, args.hosts, markdown=args.format == "markdown"))
         return 0
     if args.command == "matrix":
-        cells = matrix(args.qemu, args.hosts or None, args.guests or None, qemu=args.qemu_release)
+        with _progress("matrix") as progress:
+            cells = matrix(args.qemu, args.hosts or None, args.guests or None,
+                           qemu=args.qemu_release, progress=progress)
         render = {"text": matrix_text, "markdown": matrix_markdown, "json": matrix_json}[args.format]
         sys.stdout.write(render(cells))
         return 0
@@ -352,6 +446,37 @@ def _run(args: Args) -> int:
             print(f"error at {outcome.stage} (modeled: QEMU {outcome.qemu}): {outcome.error}",
                   file=sys.stderr)
     return 0 if outcome.result == "ok" else 1
+
+
+class _progress:
+    """A rich progress bar on a terminal's stderr once a job has run for a second; nothing when
+    stderr is not a terminal."""
+
+    def __init__(self, what: str) -> None:
+        self.what, self.bar, self.task = what, None, None
+
+    def __enter__(self):
+        import time
+
+        self.start = time.monotonic()
+        return self if sys.stderr.isatty() else None
+
+    def __call__(self, done: int, total: int) -> None:
+        import time
+
+        if self.bar is None and time.monotonic() - self.start > 1.0:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(console=Console(file=sys.stderr), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.what, total=total)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _guest_of(words: list[str]) -> str:

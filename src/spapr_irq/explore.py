@@ -123,8 +123,10 @@ def matrix_options(base: list[str], mode: str, irqchip: str | None, host: Host) 
 
 
 def matrix(base: list[str] | None = None, hosts: list[str] | None = None,
-           guests: list[str] | None = None, qemu: str | None = None) -> list[MatrixCell]:
-    """Every host x guest x ic-mode x kernel-irqchip cell, in that order."""
+           guests: list[str] | None = None, qemu: str | None = None,
+           progress=None) -> list[MatrixCell]:
+    """Every host x guest x ic-mode x kernel-irqchip cell, in that order; `progress(done, total)`
+    is called after each cell."""
     base = list(base or [])
     cells = []
     for host_name in hosts or list(PRESETS):
@@ -137,6 +139,9 @@ def matrix(base: list[str] | None = None, hosts: list[str] | None = None,
                     outcome = resolve(parse_options(words, qemu=qemu), host, guest)
                     cells.append(MatrixCell(host.name, guest.name, mode, irqchip or "allowed",
                                             " ".join(words), outcome))
+                    if progress:
+                        progress(len(cells), len(hosts or PRESETS) * len(guests or GUESTS)
+                                 * len(MATRIX_MODES) * len(MATRIX_IRQCHIPS))
     return cells
 
 
