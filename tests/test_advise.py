@@ -65,3 +65,16 @@ def test_advise_json_and_markdown(capsys):
 def test_advise_needs_the_fleet(capsys):
     assert main(["advise", "-M", "pseries"]) == 2
     assert "advise needs the fleet" in capsys.readouterr().err
+
+
+def test_the_issues_fleet_bare_metal_nested_and_a_powervm_lpar():
+    """A POWER9 bare-metal host, a nested POWER9 and a POWER10 LPAR running KVM on PowerVM (its
+    KVM has the software XICS and no XIVE device): only XICS is in-kernel everywhere; the default
+    dual runs the XIVE guest emulated on both nested hosts, with the fallback warning."""
+    fleet = ["power9-linux-5.10", "power9-nested-linux-5.10", "power10-powervm-linux-6.8"]
+    settings = advise(COMPAT, fleet, ["linux-xive"])
+    assert settings[0].name == "ic-mode=xics" and not settings[0].blocked
+    dual = by_name(settings)["ic-mode=dual"]
+    assert [a.cell for a in dual.answers] == ["XIVE KVM", "XIVE emul.", "XIVE emul."]
+    assert dual.reasons[0] == ("emulated on power10-powervm-linux-6.8, "
+                               "power9-nested-linux-5.10")

@@ -24,6 +24,7 @@ ALL_PRESETS = (
     "power10-linux-6.6",
     "power9-nested-linux-5.4",
     "power9-nested-linux-5.10",
+    "power10-powervm-linux-6.8",
     "power9-oldfw-linux-5.4",
 )
 KVM_PRESETS = tuple(name for name in ALL_PRESETS if name != "tcg")
@@ -41,6 +42,7 @@ XICS_BACKEND = {
     "power10-linux-6.6": "kvm-xive",
     "power9-nested-linux-5.4": "kvm-xics",
     "power9-nested-linux-5.10": "kvm-xics",
+    "power10-powervm-linux-6.8": "kvm-xics",  # KVM in a PowerVM LPAR: no XIVE hardware access
     "power9-oldfw-linux-5.4": "kvm-xive",
 }
 

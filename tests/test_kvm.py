@@ -116,6 +116,7 @@ RECREATE_AFTER_CLOSE = {
     "power10-linux-6.6": True,
     "power9-nested-linux-5.4": False,  # software XICS in an L1, < 5.10
     "power9-nested-linux-5.10": True,
+    "power10-powervm-linux-6.8": True,  # software XICS with release, in a PowerVM LPAR
     "power9-oldfw-linux-5.4": True,  # XICS-on-XIVE on 5.4: release exists
 }
 

@@ -194,6 +194,10 @@ PRESETS: dict[str, Host] = {
         _kvm("power10-linux-6.6", "power10", (6, 6)),
         _kvm("power9-nested-linux-5.4", "power9", (5, 4), nested=True),
         _kvm("power9-nested-linux-5.10", "power9", (5, 10), nested=True),
+        # KVM in a PowerVM LPAR (Linux 6.7+, the PAPR nested API v2): a pseries L1 like the one
+        # above, on POWER10; its KVM offers the software XICS and no XIVE device (kvmppc_xive_
+        # native_supported() needs PowerNV).
+        _kvm("power10-powervm-linux-6.8", "power10", (6, 8), nested=True),
         _kvm("power9-oldfw-linux-5.4", "power9", (5, 4), opal_queue_state=False),
     )
 }
