@@ -75,6 +75,15 @@ def default_cases() -> list[Case]:
         _case("refuse-unknown-prop", "-M pseries,foo_bar=1"),
         _case("accept-kernel-irqchip-bogus", "-M pseries,kernel-irqchip=bogus -cpu POWER9 -smp 2"),
         _case("accept-ic_mode", "-M pseries,ic_mode=xive -cpu POWER9 -smp 2"),
+        # -device as libvirt writes it: VIO devices at its addresses, JSON, a second PHB
+        _case("devices-vio-irq-taken", "-M pseries -nodefaults -chardev null,id=c0 -device "
+              "spapr-vty,chardev=c0,reg=0x30000000 -device spapr-vlan -device "
+              "spapr-vscsi,id=scsi0,reg=0x00002000"),
+        _case("devices-nic-and-second-phb", "-M pseries -nodefaults -nic user,model=spapr-vlan "
+              "-device spapr-pci-host-bridge,index=1"),
+        _case("devices-json-vlan", '-M pseries -nodefaults -netdev user,id=n0 -device '
+              '{"driver":"spapr-vlan","netdev":"n0","id":"net0","reg":8192}'),
+        _case("refuse-vio-address-taken", "-M pseries -device spapr-vlan,reg=0x71000000"),
     ]
     return cases + migration_cases()
 
