@@ -9,6 +9,7 @@
                       [--guest G] [--json]
     spapr-irq advise  [QEMU options] --host H --host H ... [--guest G ...]
                       [--format text|markdown|json]
+    spapr-irq report  [QEMU options] --out DIR [--host H ...] [--guest G ...]
     spapr-irq conform [--qemu PATH] [--kernel VMLINUX --initrd INITRD] [--cases FILE]
                       [--jobs N] [--accel tcg|kvm] [--json]
     spapr-irq check   [--qemu VERSION] [--host H ...] [--guest G ...] [--depth N] [--jobs N]
@@ -38,8 +39,8 @@ from .host.host import DEFAULT_HOST, PRESETS
 from .report import explain_text, matrix_json, matrix_markdown, matrix_text
 
 USAGE = __doc__.split("\n\n")[1].rstrip()
-COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "advise", "conform", "check",
-            "simulate", "compare", "hosts", "guests", "releases")
+COMMANDS = ("resolve", "explain", "matrix", "pic", "migrate", "advise", "report", "conform",
+            "check", "simulate", "compare", "hosts", "guests", "releases")
 
 
 class UsageError(Exception):
@@ -113,6 +114,16 @@ no warning) with the reasons.
   --guest G       default: {DEFAULT_GUEST}
   --format F      text (default), markdown or json
 exit status: 0, 2 bad input""",
+    "report": f"""usage: spapr-irq report [QEMU options] --out DIR [--host H ...] [--guest G ...]
+
+One self-contained HTML page, DIR/index.html (nothing fetched when it is viewed): the mode matrix
+for the hosts and guests as a coloured grid (in-kernel, emulated, refused), each cell linking to
+its explain, and for two or more hosts the settings for the fleet, ranked.
+
+{_MACHINE}
+  --host H        default: every preset
+  --guest G       default: every profile
+exit status: 0, 2 bad input""",
     "hosts": "usage: spapr-irq hosts\n\nThe host presets and what each host kernel offers.",
     "guests": "usage: spapr-irq guests\n\nThe guest profiles and what each answers at CAS.",
     "releases": "usage: spapr-irq releases\n\nThe QEMU releases modeled and what each changes.",
@@ -134,6 +145,7 @@ class Args:
     file: str | None = None
     from_file: str | None = None
     domain: str | None = None
+    out: str | None = None
     src: str | None = None
     dst: str | None = None
     to_options: str | None = None
@@ -141,7 +153,8 @@ class Args:
 
 _VALUED = {"--host": "hosts", "--guest": "guests", "--format": "format", "--fault": "faults",
            "--qemu": "qemu_release", "--file": "file", "--from": "src", "--to": "dst",
-           "--to-options": "to_options", "--from-file": "from_file", "--domain": "domain"}
+           "--to-options": "to_options", "--from-file": "from_file", "--domain": "domain",
+           "--out": "out"}
 
 
 def parse_fault(text: str) -> tuple[str | None, int, int]:
@@ -216,7 +229,8 @@ def parse_args(argv: list[str]) -> Args:
                 args.format = value
             elif name == "--fault":
                 args.faults.append(parse_fault(value))
-            elif name in ("--file", "--from", "--to", "--to-options", "--from-file", "--domain"):
+            elif name in ("--file", "--from", "--to", "--to-options", "--from-file", "--domain",
+                          "--out"):
                 setattr(args, _VALUED[name], value)
             elif name == "--qemu":
                 from .releases import RELEASES
@@ -254,6 +268,8 @@ def parse_args(argv: list[str]) -> Args:
             raise UsageError("migrate needs --from HOST and --to HOST")
         if args.hosts or len(args.guests) > 1:
             raise UsageError("migrate takes --from and --to, not --host, and one --guest")
+    if (command == "report") != (args.out is not None):
+        raise UsageError("report writes --out DIR; --out is for report only")
     if command == "advise" and not args.hosts:
         raise UsageError("advise needs the fleet: --host H for each host")
     if command not in ("resolve", "migrate") and args.json:
@@ -407,6 +423,8 @@ def _run(args: Args) -> int:
         return _pic(args)
     if args.command == "migrate":
         return _migrate(args)
+    if args.command == "report":
+        return _report(args)
     if args.command == "advise":
         from .advise import advise
         from .report import advise_text
@@ -477,6 +495,31 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _report(args: Args) -> int:
+    """One self-contained HTML page: the matrix for the chosen hosts and guests, each cell
+    linking to its explain, and (for two or more hosts) the settings for the fleet."""
+    from pathlib import Path
+
+    from .advise import advise
+    from .report import report_html
+
+    hosts = args.hosts or list(PRESETS)
+    with _progress("report") as progress:
+        cells = matrix(args.qemu, hosts, args.guests or None, qemu=args.qemu_release,
+                       progress=progress)
+    settings = advise(args.qemu, hosts, args.guests or None, qemu=args.qemu_release) \
+        if len(hosts) > 1 else []
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "index.html").write_text(report_html(cells, settings, hosts), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: {exc.strerror}") from None
+    print(f"{out / 'index.html'}: {len(cells)} cells" + (f", {len(settings)} settings for "
+                                                          f"{len(hosts)} hosts" if settings else ""))
+    return 0
 
 
 def _guest_of(words: list[str]) -> str:

@@ -207,3 +207,74 @@ def advise_text(settings, hosts: list[str], markdown: bool = False) -> str:
     lines.append("")
     lines.append(f"recommended: {best.name} ({'; '.join(best.reasons)})")
     return "\n".join(lines) + "\n"
+
+
+# --- report: one self-contained HTML page ------------------------------------------------------------
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.3em .6em}
+th{background:#eee}td.kvm{background:#b7e4b0}td.emul{background:#f6d98b}td.refused{background:#f2a7a0}
+td a{color:inherit;text-decoration:none;display:block}pre{background:#f6f6f6;padding:1em;
+overflow-x:auto}section{border-top:1px solid #ccc;margin-top:2em}.legend span{padding:.2em .6em;
+margin-right:.5em}"""
+
+
+def _esc(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def report_html(cells, settings, hosts: list[str], title: str = "spapr-irq report") -> str:
+    """One page, no network at view time: the mode matrix as a coloured grid (in-kernel,
+    emulated, refused), each cell linking to its explain text further down; then the ranked
+    settings for the fleet."""
+    columns = [(mode, chip) for mode in MATRIX_MODES_ORDER for chip in ("allowed", "off", "on")]
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
+           f"<h1>{_esc(title)}</h1>",
+           '<p class="legend"><span class="kvm" style="background:#b7e4b0">in-kernel</span>'
+           '<span style="background:#f6d98b">emulated</span>'
+           '<span style="background:#f2a7a0">refused</span></p>',
+           "<h2>Mode matrix</h2><table><tr><th>host</th><th>guest</th>"]
+    out += [f"<th>ic-mode={m}<br>kernel-irqchip={c}</th>" for m, c in columns]
+    out.append("</tr>")
+    rows: dict[tuple[str, str], dict] = {}
+    for index, cell in enumerate(cells):
+        rows.setdefault((cell.host, cell.guest), {})[(cell.ic_mode, cell.kernel_irqchip)] = \
+            (index, cell)
+    for (host, guest), row in rows.items():
+        out.append(f"<tr><th>{_esc(host)}</th><td>{_esc(guest)}</td>")
+        for key in columns:
+            index, cell = row[key]
+            o = cell.outcome
+            kind = "refused" if o.result == "error" else "kvm" if o.backend == "kvm" else "emul"
+            out.append(f'<td class="{kind}"><a href="#cell-{index}">{_esc(o.cell)}</a></td>')
+        out.append("</tr>")
+    out.append("</table>")
+    if settings:
+        out.append("<h2>Settings for the fleet</h2><table><tr><th>rank</th><th>setting</th>")
+        out += [f"<th>{_esc(h)}</th>" for h in hosts]
+        out.append("<th>migratable</th><th>why</th></tr>")
+        for rank, setting in enumerate(settings, 1):
+            out.append(f"<tr><td>{rank}</td><td><code>{_esc(setting.name)}</code></td>")
+            for host in hosts:
+                answers = [a for a in setting.answers if a.host == host]
+                text = ", ".join(sorted({a.cell for a in answers}))
+                kind = ("refused" if any(a.error for a in answers) else
+                        "kvm" if all("KVM" in a.cell for a in answers) else "emul")
+                out.append(f'<td class="{kind}">{_esc(text)}</td>')
+            movable = "every pair" if not setting.blocked else f"{len(setting.blocked)} fail"
+            out.append(f"<td>{_esc(movable)}</td><td>{_esc('; '.join(setting.reasons))}</td></tr>")
+        out.append("</table>")
+    out.append("<h2>Each cell, explained</h2>")
+    for index, cell in enumerate(cells):
+        text = explain_text(cell.options, cell.host, cell.guest, cell.outcome)
+        out.append(f'<section id="cell-{index}"><h3>{_esc(cell.host)}, {_esc(cell.guest)}: '
+                   f'ic-mode={_esc(cell.ic_mode)}, kernel-irqchip={_esc(cell.kernel_irqchip)}'
+                   f"</h3><pre>{_esc(text)}</pre></section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+MATRIX_MODES_ORDER = ("dual", "xics", "xive")
