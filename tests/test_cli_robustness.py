@@ -161,3 +161,14 @@ def test_the_matrix_progress_bar_appears_only_after_a_second(monkeypatch):
     quick.start = float("inf")
     quick(1, 10)
     assert quick.bar is None
+
+
+def test_flags_parse_as_argparse_does_with_qemus_words_kept_in_order(capsys):
+    from spapr_irq.cli import parse_args
+
+    args = parse_args(["resolve", "-M", "pseries", "--host=tcg", "-cpu", "power9", "--json",
+                       "--guest", "linux-legacy", "-smp", "2"])
+    assert (args.hosts, args.guests, args.json) == (["tcg"], ["linux-legacy"], True)
+    assert args.qemu == ["-M", "pseries", "-cpu", "power9", "-smp", "2"]
+    assert main(["resolve", "--host"]) == 2
+    assert capsys.readouterr().err == "spapr-irq: --host needs a value\n"

@@ -28,7 +28,9 @@ refuse this configuration (its own text, as QEMU exits with 1), 2 bad input.
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -193,6 +195,30 @@ def _qemu_knows(word: str) -> bool:
         "-netdev", "-nic", "-net", "-serial", "-append", "-cdrom", "-M")
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as our one-line usage error."""
+
+    def error(self, message: str):
+        flag = re.search(r"argument (--?[\w-]+)", message)
+        if "expected one argument" in message and flag:
+            raise UsageError(f"{flag.group(1).split('/')[0]} needs a value")
+        raise UsageError(message)
+
+
+def _flags() -> argparse.ArgumentParser:
+    """The spapr-irq flags of the machine commands; every other word is QEMU's (argparse's
+    unknown words, in order)."""
+    p = _ArgumentParser(add_help=False, allow_abbrev=False)
+    p.add_argument("-h", "--help", action="store_true")
+    for flag, dest in _VALUED.items():
+        repeat = dest in ("hosts", "guests", "faults")
+        p.add_argument(flag, dest=dest, action="append" if repeat else "store",
+                       default=[] if repeat else None)
+    for flag in ("--json", "--normalize", "--before-cas"):
+        p.add_argument(flag, action="store_true")
+    return p
+
+
 def parse_args(argv: list[str]) -> Args:
     """Our flags are taken out; every other word is a QEMU option, kept in order. A pasted
     line's program name is dropped; after ``--`` every word is QEMU's."""
@@ -204,57 +230,40 @@ def parse_args(argv: list[str]) -> Args:
     if command not in COMMANDS:
         raise UsageError(f"unknown command '{command}' (commands: {', '.join(COMMANDS)})")
     args = Args(command)
-    i = 0
-    while i < len(rest):
-        word = rest[i]
-        if word == "--":  # the rest is a QEMU command line, perhaps with its program name
-            args.qemu.extend(rest[i + 1:])
-            break
-        if not args.qemu and _PROGRAM.search(word):  # a pasted line's program name
-            i += 1
-            continue
-        name, eq, inline = word.partition("=")
-        if name in _VALUED:
-            if eq:
-                value = inline
-                i += 1
-            elif i + 1 < len(rest):
-                value = rest[i + 1]
-                i += 2
-            else:
-                raise UsageError(f"{name} needs a value")
-            if name == "--format":
-                if value not in ("text", "markdown", "json"):
-                    raise UsageError(f"--format must be text, markdown or json, not '{value}'")
-                args.format = value
-            elif name == "--fault":
-                args.faults.append(parse_fault(value))
-            elif name in ("--file", "--from", "--to", "--to-options", "--from-file", "--domain",
-                          "--out"):
-                setattr(args, _VALUED[name], value)
-            elif name == "--qemu":
-                from .releases import RELEASES
-
-                if value not in RELEASES:
-                    raise UsageError(f"--qemu: unknown QEMU release '{value}' (known: "
-                                     f"{', '.join(RELEASES)})")
-                args.qemu_release = value
-            else:
-                getattr(args, _VALUED[name]).append(value)
-            continue
-        if word == "--json":
-            args.json = True
-        elif word == "--normalize":
-            args.normalize = True
-        elif word == "--before-cas":
-            args.before_cas = True
-        elif word in ("-h", "--help"):
-            raise HelpRequest(command)
-        elif word.startswith("--") and not _qemu_knows(word):
+    if "--" in rest:  # the rest is a QEMU command line, perhaps with its program name
+        cut = rest.index("--")
+        rest, tail = rest[:cut], rest[cut + 1:]
+    else:
+        tail = []
+    ns, words = _flags().parse_known_args(rest)
+    if ns.help:
+        raise HelpRequest(command)
+    for word in words:
+        if word.startswith("--") and "=" in word and word.split("=", 1)[0] in _VALUED:
+            raise UsageError(f"{word.split('=', 1)[0]} needs a value")
+        if word.startswith("--") and not _qemu_knows(word):
             raise UsageError(f"unknown flag {word}")
-        else:
-            args.qemu.append(word)
-        i += 1
+    if words and _PROGRAM.search(words[0]):  # a pasted line's program name
+        words = words[1:]
+    if tail and _PROGRAM.search(tail[0]):
+        tail = tail[1:]
+    args.qemu = words + tail
+    args.hosts, args.guests = ns.hosts, ns.guests
+    args.json, args.normalize, args.before_cas = ns.json, ns.normalize, ns.before_cas
+    for name in ("file", "src", "dst", "to_options", "from_file", "domain", "out"):
+        setattr(args, name, getattr(ns, name))
+    if ns.format is not None:
+        if ns.format not in ("text", "markdown", "json"):
+            raise UsageError(f"--format must be text, markdown or json, not '{ns.format}'")
+        args.format = ns.format
+    args.faults = [parse_fault(value) for value in ns.faults]
+    if ns.qemu_release is not None:
+        from .releases import RELEASES
+
+        if ns.qemu_release not in RELEASES:
+            raise UsageError(f"--qemu: unknown QEMU release '{ns.qemu_release}' (known: "
+                             f"{', '.join(RELEASES)})")
+        args.qemu_release = ns.qemu_release
     if command in ("resolve", "explain"):
         for kind, values in (("--host", args.hosts), ("--guest", args.guests)):
             if len(values) > 1:
