@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import CPU_FAMILIES, compat_rank, parse_options
+from .config import parse_options
 from .errors import MachineError
 from .explore import matrix_options, migrate, resolve
 from .guest.profiles import DEFAULT_GUEST, get_guest
@@ -69,10 +69,7 @@ def _guest_cpu(options: list[str], host: str, qemu: str | None) -> str | None:
         machine.start()
     except MachineError:
         return None
-    compat = machine.config.max_cpu_compat
-    if compat and compat_rank(compat) < CPU_FAMILIES.index(machine.cpu_family):
-        return compat
-    return machine.cpu_family
+    return machine.guest_cpu
 
 
 def advise(base: list[str], hosts: list[str], guests: list[str] | None = None,

@@ -187,12 +187,9 @@ def parse_fault(text: str) -> tuple[str | None, int, int]:
 
 def _qemu_knows(word: str) -> bool:
     """A double-dash word QEMU reads as its single-dash option (--no-reboot is -no-reboot)."""
-    from .cmdline import NO_EFFECT_FLAGS, NO_EFFECT_WITH_ARGUMENT
+    from .config import QEMU_OPTIONS
 
-    flag = word[1:]
-    return flag in NO_EFFECT_FLAGS or flag in NO_EFFECT_WITH_ARGUMENT or flag in (
-        "-enable-kvm", "-machine", "-cpu", "-smp", "-accel", "-nodefaults", "-device", "-drive",
-        "-netdev", "-nic", "-net", "-serial", "-append", "-cdrom", "-M")
+    return word[1:] in QEMU_OPTIONS
 
 
 class _ArgumentParser(argparse.ArgumentParser):

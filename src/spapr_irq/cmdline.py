@@ -105,7 +105,27 @@ def read_file_line(text: str) -> str:
     return candidates[-1].strip()
 
 
-def device_props(option: str, value: str, split_props) -> dict[str, str]:
+def split_props(text: str) -> list[str]:
+    """QemuOpts splitting: commas separate, a doubled comma is a literal comma."""
+    parts, current, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == ",":
+            if i + 1 < len(text) and text[i + 1] == ",":
+                current.append(",")
+                i += 2
+                continue
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+
+def device_props(option: str, value: str) -> dict[str, str]:
     """-device VALUE as QEMU reads it: JSON (libvirt 7.x and later) or key=value pairs; the
     model is the first bare word or `driver`."""
     if value.lstrip().startswith("{"):

@@ -14,7 +14,7 @@ from typing import Sequence
 from .errors import ConfigError
 from .cmdline import (NO_EFFECT_FLAGS, NO_EFFECT_MACHINE_PROPS, NO_EFFECT_WITH_ARGUMENT,
                       PHB_MODEL, SPAPR_CAPS, VIO_MODELS, device_props, drive_scsi_bus, parse_reg,
-                      words_of)
+                      split_props, words_of)
 from .releases import RELEASES, Release, get_release
 from .smp import parse_base0, read_smp, topology
 
@@ -204,25 +204,6 @@ class MachineConfig:
 # --- Parsing -----------------------------------------------------------------------------------------
 
 
-def _split_props(text: str) -> list[str]:
-    """QemuOpts splitting: commas separate, a doubled comma is a literal comma."""
-    parts, current, i = [], [], 0
-    while i < len(text):
-        ch = text[i]
-        if ch == ",":
-            if i + 1 < len(text) and text[i + 1] == ",":
-                current.append(",")
-                i += 2
-                continue
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    return parts
-
-
 def _parse_qapi_int(name: str, text: str, maximum: int, ctype: str) -> int:
     """An unsigned property as QEMU's string visitor reads it: strtoull in base 0 (a minus wraps
     modulo 2**64; beyond 64 bits is not a number), then the range of the C type."""
@@ -291,7 +272,7 @@ class _Builder:
 
 
 def _read_machine(b: _Builder, option: str, value: str) -> None:
-    for index, prop in enumerate(_split_props(value)):
+    for index, prop in enumerate(split_props(value)):
         if index == 0 and "=" not in prop:
             b.machine_type = prop
             b.machine_option = option
@@ -308,7 +289,7 @@ def _read_machine(b: _Builder, option: str, value: str) -> None:
 
 
 def _read_accel(b: _Builder, option: str, value: str) -> None:
-    props = _split_props(value)
+    props = split_props(value)
     name = props[0]
     if "=" in name:
         key, name = name.split("=", 1)
@@ -331,6 +312,10 @@ def _read_accel(b: _Builder, option: str, value: str) -> None:
 #: Options that add devices or disks, read for the interrupts they give the machine (cmdline.py).
 DEVICE_OPTIONS = frozenset({"-device", "-drive", "-cdrom", "-hda", "-hdb", "-hdc", "-hdd",
                             "-netdev", "-append"})
+#: Options read with an argument, and every option of QEMU's this parser knows.
+MACHINE_OPTIONS = frozenset({"-M", "-machine", "-cpu", "-smp", "-accel", "-serial", "-net", "-nic"})
+QEMU_OPTIONS = (MACHINE_OPTIONS | DEVICE_OPTIONS | frozenset(NO_EFFECT_WITH_ARGUMENT)
+                | frozenset(NO_EFFECT_FLAGS) | {"-enable-kvm", "-nodefaults"})
 
 
 def _read_net(b: _Builder, flag: str, option: str, value: str) -> None:
@@ -338,7 +323,7 @@ def _read_net(b: _Builder, flag: str, option: str, value: str) -> None:
     spapr-vlan); -net with a backend type makes only the backend; none makes nothing. Any of
     them clears the default NIC."""
     b.default_net = False
-    props = _split_props(value)
+    props = split_props(value)
     kind = props[0]
     if kind == "none":
         b.nic_none = True
@@ -365,14 +350,14 @@ def _read_device_option(b: _Builder, flag: str, option: str, value: str) -> None
         b.scsi_buses.add(0)  # pseries' default block interface is SCSI, bus 0
         return
     if flag == "-drive":
-        props = dict(p.split("=", 1) if "=" in p else (p, "on") for p in _split_props(value))
+        props = dict(p.split("=", 1) if "=" in p else (p, "on") for p in split_props(value))
         bus = drive_scsi_bus(option, props)
         if bus is None:
             b.ignored.append((option, f"a disk on if={props.get('if')}: no interrupt at start"))
         else:
             b.scsi_buses.add(bus)
         return
-    props = device_props(option, value, _split_props)
+    props = device_props(option, value)
     model = props["driver"]
     if model in VIO_MODELS:
         b.devices.append((model, parse_reg(option, props["reg"]) if "reg" in props else None,
@@ -426,8 +411,7 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
                               "not opened here"))
             i += 1
             continue
-        if flag in ("-M", "-machine", "-cpu", "-smp", "-accel", "-serial", "-net", "-nic",
-                    *NO_EFFECT_WITH_ARGUMENT, *DEVICE_OPTIONS):
+        if flag in MACHINE_OPTIONS or flag in NO_EFFECT_WITH_ARGUMENT or flag in DEVICE_OPTIONS:
             if i + 1 >= len(words):
                 raise ConfigError(f"{word}: requires an argument")
             value = words[i + 1]
@@ -442,7 +426,7 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
                 if features:
                     b.ignored.append((option, f"CPU properties ({features})"))
             elif flag == "-smp":
-                b.smp.update(read_smp(option, _split_props(value), release))  # smp-opts merge
+                b.smp.update(read_smp(option, split_props(value), release))  # smp-opts merge
             elif flag == "-accel":
                 _read_accel(b, option, value)
             elif flag == "-serial":

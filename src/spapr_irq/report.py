@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .explore import MATRIX_IRQCHIPS, MatrixCell, Outcome
+from .explore import MATRIX_IRQCHIPS, MATRIX_MODES, MatrixCell, Outcome
 from .host.host import parse_host
 from .policy import RULES
 
@@ -229,7 +229,7 @@ def report_html(cells, settings, hosts: list[str], title: str = "spapr-irq repor
     """One page, no network at view time: the mode matrix as a coloured grid (in-kernel,
     emulated, refused), each cell linking to its explain text further down; then the ranked
     settings for the fleet."""
-    columns = [(mode, chip) for mode in MATRIX_MODES_ORDER for chip in ("allowed", "off", "on")]
+    columns = [(mode, chip) for mode in MATRIX_MODES for chip in ("allowed", "off", "on")]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
            f"<h1>{_esc(title)}</h1>",
@@ -276,5 +276,3 @@ def report_html(cells, settings, hosts: list[str], title: str = "spapr-irq repor
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
-
-MATRIX_MODES_ORDER = ("dual", "xics", "xive")

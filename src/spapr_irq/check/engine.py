@@ -17,7 +17,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass, field
 
-from ..config import CPU_FAMILIES, compat_rank, parse_options
+from ..config import parse_options
 from ..errors import MachineError
 from ..guest.profiles import GUESTS, get_guest
 from ..host.host import PRESETS, parse_host
@@ -224,14 +224,14 @@ class _Explorer:
             run.machine.start()
         except MachineError:
             return None
-        return guest_cpu(run.machine)
+        return run.machine.guest_cpu
 
     def _migration_targets(self, run: Run, path) -> tuple[str, ...]:
         """Hosts the guest may move to now: those giving it the same CPU, while the sequence has
         fewer than `migrations` moves."""
         if sum(e.name == "migrate" for e in path) >= self.migrations:
             return ()
-        here = guest_cpu(run.machine)
+        here = run.machine.guest_cpu
         return tuple(h for h, cpu in self.guest_cpus.items() if cpu == here)
 
     def _expand(self, parent: int | None, host: str, sequence, events) -> list[int]:
@@ -281,7 +281,7 @@ class _Explorer:
         self.ids[fp] = sid
         self.edges[key] = sid
         if parent is None and event.fault is None:
-            self.families[host] = guest_cpu(run.machine)
+            self.families[host] = run.machine.guest_cpu
         self.paths.append((host, path))
         self.applicable.append(run.applicable(self._migration_targets(run, path)))
         if len(path) <= self.depth and not (self.faults == "last" and run.faulted):
@@ -354,15 +354,6 @@ def step_lines(run: Run) -> list[str]:
     """Each step of a run as "event: outcome[: text]", with QEMU's warnings on the way."""
     return [f"{s.event}: {s.summary}" + "".join(f"\n  warning: {w.splitlines()[0]}"
                                                  for w in s.warnings) for s in run.steps]
-
-
-def guest_cpu(machine) -> str:
-    """The CPU a guest sees: the host's or the model's family, capped by max-cpu-compat."""
-    compat = machine.config.max_cpu_compat
-    family = machine.cpu_family
-    if compat and compat_rank(compat) < CPU_FAMILIES.index(family):
-        return compat
-    return family
 
 
 def _follow(edges, start: tuple, labels) -> tuple:

@@ -355,6 +355,15 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         self._step("vsmt", f"KVM's VSMT mode set to {vsmt} (vCPU ids spaced by {vsmt})")
 
     @property
+    def guest_cpu(self) -> str:
+        """The CPU the guest sees: the host's or the model's family, capped by max-cpu-compat
+        (what a migration destination must give it too)."""
+        compat = self.config.max_cpu_compat
+        if compat and compat_rank(compat) < CPU_FAMILIES.index(self.cpu_family):
+            return compat
+        return self.cpu_family
+
+    @property
     def power9_capable(self) -> bool:
         return power9_capable(self.cpu_family, self.config.max_cpu_compat)
 
