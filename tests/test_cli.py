@@ -26,7 +26,7 @@ def test_resolve_json_has_every_field(capsys):
     answer = json.loads(out)
     assert status == 0
     assert set(answer) == {"qemu", "advertised", "result", "stage", "interrupt_mode", "backend",
-                           "warnings", "error", "trace", "ignored_options"}
+                           "warnings", "error", "trace", "ignored_options", "note"}
     assert answer["qemu"] == "10.1"
     assert (answer["advertised"], answer["result"], answer["interrupt_mode"], answer["backend"]) == \
         ("dual", "ok", "xive", "kvm")

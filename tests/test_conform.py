@@ -178,10 +178,24 @@ def test_a_binary_that_is_not_qemu_is_bad_input(tmp_path):
     fake = tmp_path / "qemu"
     fake.write_text("#!/bin/sh\necho 'QEMU emulator version 6.1.0'\n")
     fake.chmod(0o755)
-    with pytest.raises(InputError, match=r"is QEMU 6.1.0: this model reproduces QEMU 4.0, 4.1, 4.2, 5.0, 5.2, 7.2, 10.1$"):
+    with pytest.raises(InputError, match=r"is QEMU 6.1.0: this model reproduces QEMU 4.0, 4.1, 4.2, "
+                       r"5.0, 5.2, 7.2, 10.1, 6.2-rhel8$"):
         qemu_release(str(fake))
     fake.write_text("#!/bin/sh\necho hello\n")
     with pytest.raises(InputError, match="not a QEMU binary"):
+        qemu_release(str(fake))
+
+
+def test_rhel_8s_qemu_kvm_binary_is_the_rhel_build_and_an_upstream_6_2_is_not_modeled(tmp_path):
+    from spapr_irq.conform.session import qemu_release
+
+    fake = tmp_path / "qemu-kvm"
+    fake.write_text("#!/bin/sh\necho 'QEMU emulator version 6.2.0 "
+                    "(qemu-kvm-6.2.0-40.module+el8.10.0+21455+74a0f8a8)'\n")
+    fake.chmod(0o755)
+    assert qemu_release(str(fake)) == ("6.2.0", "6.2-rhel8")
+    fake.write_text("#!/bin/sh\necho 'QEMU emulator version 6.2.0 (Debian 1:6.2+dfsg-2ubuntu6)'\n")
+    with pytest.raises(InputError, match="is QEMU 6.2.0"):
         qemu_release(str(fake))
 
 

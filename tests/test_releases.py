@@ -84,7 +84,7 @@ def test_each_release_says_what_it_changes_and_the_text_matches_its_data(version
     text = "\n".join(release.changes)
     assert ("TCG refuses threads > 1" in text) == (release.tcg_smt == "refused")
     assert ("zero member is refused" in text) == (release.smp_zero == "invalid")
-    assert f"pseries-{release.latest[0]}.{release.latest[1]}" in text
+    assert release.pseries_name in text
     assert all(cpu in text for _last, cpu in release.default_cpus[2:])
 
 

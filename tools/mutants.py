@@ -312,6 +312,25 @@ MUTANTS = [
            "            if isinstance(exc, ConnectError):\n"
            "                raise MachineError(exc.message, exc.hints, stage=\"hotplug\") from None\n",
            ""),
+    # -- RHEL's qemu-kvm (issue 12) -----------------------------------------------------------------------
+    Mutant("rhel-8-0-0-takes-4-0s-power9-default", "releases.py",
+           '    default_cpus=(((4, 0), "power8_v2.0"), ((6, 2), "power9_v2.0")),',
+           '    default_cpus=(((3, 1), "power8_v2.0"), ((6, 2), "power9_v2.0")),'),
+    Mutant("rhel-keeps-upstream-types", "releases.py",
+           "    upstream_types=False,\n", ""),
+    Mutant("rhel-type-never-picks-rhel", "releases.py",
+           "        if not release.upstream_types and machine_type in release.machine_types():",
+           "        if False:"),
+    Mutant("first-machine-type-wins", "cmdline.py",
+           "            if index == 0 and \"=\" not in prop:\n                named = prop",
+           "            if index == 0 and \"=\" not in prop and named is None:\n                named = prop"),
+    Mutant("rhel-pseries-is-the-upstream-name", "config.py",
+           '        return version, (release.pseries_name if value == "pseries" else value)',
+           '        return version, (version_name(version) if value == "pseries" else value)'),
+    Mutant("compare-pairs-by-name", "check/compare.py",
+           "    pairs = [(c, c) for c in configs] if configs else list(zip(space_configs(space, a),\n"
+           "                                                                space_configs(space, b)))",
+           "    pairs = [(c, c) for c in (configs or space_configs(space, a))]"),
 ]
 assert all(m.old != m.new for m in MUTANTS), "a mutant that changes nothing proves nothing"
 

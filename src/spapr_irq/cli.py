@@ -57,7 +57,8 @@ _MACHINE = """  QEMU options    any QEMU command line, as pasted (program name a
                   changes nothing modeled is listed, what QEMU does not know is its error
   --from-file F   the QEMU line of a libvirt log or a shell script (- for stdin)
   --domain F.xml  a libvirt domain, read as libvirt builds its ppc64 command line
-  --qemu VERSION  the QEMU release modeled (default: the newest; spapr-irq releases)"""
+  --qemu VERSION  the QEMU release modeled (default: the newest, or 6.2-rhel8 when the options
+                  name a pseries-rhel machine type; spapr-irq releases lists them)"""
 _EXIT = "exit status: 0 it runs, 1 QEMU would refuse it (its own text), 2 bad input"
 HELP = {
     "resolve": f"""usage: spapr-irq resolve [QEMU options] [--host H] [--guest G] [--fault CALL:ERRNO[:N]] [--json]
@@ -69,7 +70,7 @@ Which interrupt mode the guest ends up with, on which backend, and what QEMU pri
   --guest G       a guest profile (default: {DEFAULT_GUEST}; linux-xive-off with -append xive=off)
   --fault C:E[:N] the N-th (default 1st) KVM call C that can fail with errno E fails (C "any")
   --json          one object: qemu, advertised, result, stage, interrupt_mode, backend,
-                  warnings, error, ignored_options, trace
+                  warnings, error, ignored_options, note, trace
 {_EXIT}""",
     "explain": f"""usage: spapr-irq explain [QEMU options] [--host H] [--guest G] [--fault CALL:ERRNO[:N]]
 
@@ -399,6 +400,8 @@ def _main(argv: list[str]) -> int:
         return 2
     except ConfigError as exc:  # QEMU itself refuses this command line: its status is 1
         print(f"spapr-irq: {_line(exc.text)}", file=sys.stderr)
+        if exc.note:
+            print(f"spapr-irq: note: {_line(exc.note)}", file=sys.stderr)
         return 1
     except InputError as exc:
         print(f"spapr-irq: {_line(exc.text)}", file=sys.stderr)
@@ -469,6 +472,8 @@ def _run(args: Args) -> int:
         if outcome.result == "error":
             print(f"error at {outcome.stage} (modeled: QEMU {outcome.qemu}): {outcome.error}",
                   file=sys.stderr)
+        if outcome.note:
+            print(f"note: {outcome.note}", file=sys.stderr)
     return 0 if outcome.result == "ok" else 1
 
 

@@ -94,6 +94,21 @@ def words_of(options) -> list[str]:
     return words[i:]
 
 
+def machine_type_named(words: list[str]) -> str | None:
+    """The machine type the option words name (-M/-machine, a first bare property or type=; the
+    last one wins, as QEMU merges -machine options), or None."""
+    named = None
+    for flag, value in zip(words, words[1:]):
+        if flag.lstrip("-") not in ("M", "machine") or not flag.startswith("-"):
+            continue
+        for index, prop in enumerate(split_props(value)):
+            if index == 0 and "=" not in prop:
+                named = prop
+            elif prop.startswith("type="):
+                named = prop[5:]
+    return named
+
+
 def read_file_line(text: str) -> str:
     """The QEMU command line in a file: a libvirt ``/var/log/libvirt/qemu/NAME.log`` (the last
     line that runs QEMU) or a shell script (its backslash continuations joined)."""

@@ -13,9 +13,9 @@ from typing import Sequence
 
 from .errors import ConfigError
 from .cmdline import (NO_EFFECT_FLAGS, NO_EFFECT_MACHINE_PROPS, NO_EFFECT_WITH_ARGUMENT,
-                      PHB_MODEL, SPAPR_CAPS, VIO_MODELS, device_props, drive_scsi_bus, parse_reg,
-                      split_props, words_of)
-from .releases import RELEASES, Release, get_release
+                      PHB_MODEL, SPAPR_CAPS, VIO_MODELS, device_props, drive_scsi_bus,
+                      machine_type_named, parse_reg, split_props, words_of)
+from .releases import RELEASES, Release, get_release, machine_type_note, release_for_machine
 from .smp import parse_base0, read_smp, topology
 
 # --- Machine versions and CPU models: per QEMU release (releases.py) -----------------------------------
@@ -108,6 +108,9 @@ class MachineConfig:
     accel: tuple[str, ...] = ()
     #: The QEMU release modeled (releases.py) and the machine type as named ("pseries-2.12-sxxm").
     qemu: str = _NEWEST.version
+    #: The machine type that chose the release when none was named (a pseries-rhel type names
+    #: RHEL's qemu-kvm); None when the release was named or is the default.
+    qemu_chosen_by: str | None = None
     machine_name: str | None = None
     #: Default devices with an interrupt: a serial port (spapr-vty), the default NIC (spapr-vlan)
     #: and the default CD-ROM (spapr-vscsi); -nodefaults, -serial none and -net none remove them.
@@ -221,10 +224,11 @@ def _parse_machine_type(option: str, value: str, release: Release) -> tuple[tupl
     types = release.machine_types()
     if value in types:
         version = types[value]
-        return version, (version_name(version) if value == "pseries" else value)
+        return version, (release.pseries_name if value == "pseries" else value)
     raise ConfigError(
         f"{option}: unsupported machine type",
         ("Use -machine help to list supported machines",),
+        note=machine_type_note(value, release),
     )
 
 
@@ -383,11 +387,23 @@ def _device_reason(model: str) -> str:
     return "no interrupt of its own in this model"
 
 
+def release_for(options: str | Sequence[str], qemu: str | None = None) -> Release:
+    """The release that reads `options`: `qemu` when named; else the one whose machine types
+    include the type the options name, if only a vendor build has it; else the newest."""
+    return _release_for_words(words_of(options), qemu)
+
+
+def _release_for_words(words: list[str], qemu: str | None) -> Release:
+    if qemu is not None:
+        return get_release(qemu)
+    return release_for_machine(machine_type_named(words))
+
+
 def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) -> MachineConfig:
-    """Parse QEMU options into a MachineConfig as QEMU release `qemu` would (the newest when
-    None), or raise ConfigError with that release's text."""
-    release = get_release(qemu)
+    """Parse QEMU options into a MachineConfig as QEMU release `qemu` would (when None, the
+    release :func:`release_for` picks), or raise ConfigError with that release's text."""
     words = words_of(options)
+    release = _release_for_words(words, qemu)
     b = _Builder()
     i = 0
     while i < len(words):
@@ -440,10 +456,14 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
             i += 2
             continue
         raise ConfigError(f"{word}: invalid option")
-    return _build(b, tuple(words), release)
+    chosen_by = None
+    if qemu is None and release.version != _NEWEST.version:
+        chosen_by = machine_type_named(words)
+    return _build(b, tuple(words), release, chosen_by)
 
 
-def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConfig:
+def _build(b: _Builder, words: tuple[str, ...], release: Release,
+           chosen_by: str | None = None) -> MachineConfig:
     version, mtype = _parse_machine_type(b.machine_option, b.machine_type or "pseries", release)
     ic_mode = default_ic_mode(version)
     ic_mode_explicit = False
@@ -542,6 +562,7 @@ def _build(b: _Builder, words: tuple[str, ...], release: Release) -> MachineConf
         threads=smp.threads,
         accel=accel,
         qemu=release.version,
+        qemu_chosen_by=chosen_by,
         machine_name=None if mtype == version_name(version) else mtype,
         serial=len(serial),
         nic=b.defaults and b.default_net and not b.nic_none,

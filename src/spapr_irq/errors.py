@@ -1,4 +1,5 @@
-"""Typed errors. Each carries the exact user-facing text; hints are QEMU's extra lines.
+"""Typed errors. Each carries the exact user-facing text; hints are QEMU's extra lines; a note is
+the model's own word on top (never part of QEMU's text).
 
 Hierarchy::
 
@@ -42,10 +43,13 @@ def strerror(code: int) -> str:
 class SpaprIrqError(Exception):
     """Base of every error this model raises on purpose."""
 
-    def __init__(self, message: str, hints: tuple[str, ...] | list[str] = ()) -> None:
+    def __init__(self, message: str, hints: tuple[str, ...] | list[str] = (),
+                 note: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hints = tuple(hints)
+        #: What the model adds to QEMU's text (why, and what would work); None when nothing.
+        self.note = note
 
     def __str__(self) -> str:
         return self.message

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import MachineConfig, parse_options
+from .config import MachineConfig, parse_options, release_for
 from .errors import ConfigError, MachineError
 from .releases import get_release
 from .guest.profiles import GUESTS, GuestProfile, get_guest
@@ -34,6 +34,8 @@ class Outcome:
     qemu: str = ""  # the QEMU release modeled
     #: Options QEMU accepts that change nothing modeled here, each with why.
     ignored_options: list[dict] = field(default_factory=list)
+    #: The model's word on the error or on the release chosen (never QEMU's text); or None.
+    note: str | None = None
 
     def as_dict(self, trace: bool = True) -> dict:
         out = {
@@ -46,6 +48,7 @@ class Outcome:
             "warnings": list(self.warnings),
             "error": self.error,
             "ignored_options": list(self.ignored_options),
+            "note": self.note,
         }
         if trace:
             out["trace"] = list(self.trace)
@@ -72,14 +75,21 @@ def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestPr
         try:
             config = parse_options(options, qemu=qemu)
         except ConfigError as exc:  # QEMU refuses the command line before it builds a machine
+            try:
+                release = release_for(options, qemu).version
+            except ConfigError:  # the words themselves cannot be read
+                release = get_release(qemu).version
             return Outcome(None, "error", "options", None, None, [], exc.text,
-                           [{"step": "options", "detail": exc.text}], qemu=get_release(qemu).version)
+                           [{"step": "options", "detail": exc.text}], qemu=release,
+                           note=exc.note)
     plan = FaultPlan()
     for call, code, nth in faults:
         plan.fail(code, call=call, nth=nth)
     machine = Machine(config, host, plan if faults else None)
     advertised = None
     ignored = [{"option": option, "why": why} for option, why in config.ignored]
+    note = (f"QEMU {config.qemu} modeled: the options name {config.qemu_chosen_by}, a machine type "
+            "only it defines" if config.qemu_chosen_by else None)
     try:
         machine.start()
         advertised = machine.advertised_mode
@@ -87,10 +97,10 @@ def resolve(options: str | MachineConfig, host: str | Host, guest: str | GuestPr
     except MachineError as exc:
         return Outcome(advertised, "error", exc.stage, None, None, list(machine.warnings),
                        exc.text, [s.as_dict() for s in machine.trace], qemu=config.qemu,
-                       ignored_options=ignored)
+                       ignored_options=ignored, note=note)
     return Outcome(advertised, "ok", None, machine.interrupt_mode, machine.backend,
                    list(machine.warnings), None, [s.as_dict() for s in machine.trace],
-                   qemu=config.qemu, ignored_options=ignored)
+                   qemu=config.qemu, ignored_options=ignored, note=note)
 
 
 #: Rows and columns of the mode matrix: ic-mode, then kernel-irqchip (None = unset, "allowed").

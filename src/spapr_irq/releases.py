@@ -5,7 +5,8 @@ covers: the machine types and what ``pseries`` means, the CPU models and the def
 machine version, and the releases' own texts and rules for ``-smp`` and TCG SMT. Code asks the
 release; it never compares version numbers of QEMU itself. 7.2 is what Debian bookworm ships and
 what the reference runs in the project's conformance data were made with; the newest is the
-default.
+default. ``6.2-rhel8`` is a vendor build: RHEL 8's qemu-kvm, whose own ``pseries-rhel*`` machine
+types replace QEMU's (see :data:`RHEL8_MACHINES`).
 """
 
 from __future__ import annotations
@@ -97,14 +98,33 @@ class Release:
     max_cpus: int = 0x1000
     #: A variant is a release with a patch applied (``4.1+kurz-2019``); its base release.
     base: str | None = None
+    #: False for a vendor build that compiles QEMU's own pseries-X.Y types out and keeps only its
+    #: named types (machine_variants), each following the rules of an upstream version.
+    upstream_types: bool = True
 
     @property
     def latest(self) -> tuple[int, int]:
         return self.machine_versions[-1]
 
+    @property
+    def pseries_name(self) -> str:
+        """The machine type ``pseries`` is an alias of (the newest this release defines)."""
+        return self.name_of(self.latest)
+
+    def name_of(self, version: tuple[int, int]) -> str:
+        """The machine type this release defines for `version` (its first name for it)."""
+        if self.upstream_types:
+            return f"pseries-{version[0]}.{version[1]}"
+        for name, follows in self.machine_variants:
+            if follows == version:
+                return name
+        raise ConfigError(f"QEMU {self.version} has no machine type like pseries-{version[0]}."
+                          f"{version[1]}")
+
     def machine_types(self) -> dict[str, tuple[int, int]]:
         """Every machine type name this release accepts (``pseries`` included), to its version."""
-        names = {f"pseries-{v[0]}.{v[1]}": v for v in self.machine_versions}
+        names = ({f"pseries-{v[0]}.{v[1]}": v for v in self.machine_versions}
+                 if self.upstream_types else {})
         names.update(dict(self.machine_variants))
         names["pseries"] = self.latest
         return names
@@ -260,8 +280,94 @@ RELEASES: dict[str, Release] = {r.version: r for r in (
 DEFAULT_RELEASE = "10.1"
 
 
+# --- RHEL 8's qemu-kvm ------------------------------------------------------------------------------
+
+#: The ppc64 machine types of RHEL 8's qemu-kvm-6.2.0 (RHEL 8.6 to 8.10) and the upstream version
+#: whose rules each follows, from the dist-git patch "Add ppc64 machine types" (hw/ppc/spapr.c:
+#: every upstream DEFINE_SPAPR_MACHINE is under ``#if 0``, each pseries-rhel class names its
+#: upstream twin) and "redhat: Define pseries-rhel8.6.0 machine type" (bz#2031041). What matters
+#: here: pseries-rhel7.6.0 takes pseries-3.0's legacy XICS backend (``smc->irq =
+#: &spapr_irq_xics_legacy``); pseries-rhel8.0.0 takes 4.0's ``&spapr_irq_xics`` but 3.1's default
+#: CPU, power8_v2.0; 8.1.0 is 4.1 (dual, no vsmt from threads); 8.2.0 is "4.2 + 5.0"; 8.3.0 5.1;
+#: 8.4.0 5.2; 8.5.0 6.0 (sockets first); pseries-rhel8.6.0, the newest, carries 6.2's own rules.
+#: The -sxxm variant changes only spectre capabilities. The types of RHEL 7.5 and older (without
+#: POWER9) left qemu-kvm in 6.1; RHEL 9 adds none (its KVM hosts are x86-64, IBM Z and ARM 64).
+RHEL8_MACHINES: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("pseries-rhel7.6.0", (3, 0)), ("pseries-rhel7.6.0-sxxm", (3, 0)),
+    ("pseries-rhel8.0.0", (4, 0)), ("pseries-rhel8.1.0", (4, 1)), ("pseries-rhel8.2.0", (5, 0)),
+    ("pseries-rhel8.3.0", (5, 1)), ("pseries-rhel8.4.0", (5, 2)), ("pseries-rhel8.5.0", (6, 0)),
+    ("pseries-rhel8.6.0", (6, 2)),
+)
+
+_RHEL8 = Release(
+    version="6.2-rhel8",
+    machine_versions=tuple(sorted({v for _name, v in RHEL8_MACHINES})),
+    machine_variants=RHEL8_MACHINES,
+    upstream_types=False,
+    cpu_models=_OLD_CPUS + (("power10_v1.0", "power10"), ("power10_v2.0", "power10")),
+    cpu_aliases=_OLD_ALIASES + (("power9", "power9_v2.0"),),
+    # pseries-rhel8.0.0 and 7.6.0 keep pseries-3.1's power8_v2.0; from 8.1.0 power9_v2.0.
+    default_cpus=(((4, 0), "power8_v2.0"), ((6, 2), "power9_v2.0")),
+    # spapr_machine_rhel_default_class_options: "Maximum supported VCPU count".
+    max_cpus=384,
+    changes=(
+        "RHEL 8's qemu-kvm-6.2.0 (RHEL 8.6 to 8.10): machine types pseries-rhel7.6.0, "
+        "pseries-rhel7.6.0-sxxm, pseries-rhel8.0.0 to pseries-rhel8.6.0; QEMU's own pseries-X.Y "
+        "are compiled out; pseries is pseries-rhel8.6.0",
+        "each pseries-rhel type follows an upstream version: 7.6.0 3.0 (legacy XICS), 8.0.0 4.0 "
+        "(xics), 8.1.0 4.1 (dual), 8.2.0 5.0, 8.3.0 5.1, 8.4.0 5.2, 8.5.0 6.0, 8.6.0 6.2",
+        "default CPU power8_v2.0 up to pseries-rhel8.0.0, power9_v2.0 from pseries-rhel8.1.0",
+        "at most 384 CPUs (mc->max_cpus of every pseries-rhel type)",
+        "interrupt controllers as QEMU 6.2, which behaves as 5.2 and later",
+        "chosen by itself when the options name a pseries-rhel type and no --qemu is given",
+        "TCG refuses threads > 1: 'TCG cannot support more than 1 thread/core on a pseries "
+        "machine'",
+        "-smp as 6.2 parses it: a zero member is a 'Deprecated CPU topology' warning, dies > 1 "
+        "'not supported by this machine's CPU topology', clusters (7.0) unknown",
+    ),
+    tcg_smt="refused",
+    smp_zero="deprecated",
+    smp_levels=("dies",),
+    smp_level_text="{level} not supported by this machine's CPU topology",
+)
+RELEASES[_RHEL8.version] = _RHEL8
+
+
 def release_names() -> str:
     return ", ".join(RELEASES)
+
+
+def release_for_machine(machine_type: str | None) -> Release:
+    """The release modeled when none is named: the default, unless the options name a machine
+    type that only a vendor build defines (``pseries-rhel8.6.0`` names RHEL's qemu-kvm)."""
+    default = RELEASES[DEFAULT_RELEASE]
+    if machine_type is None or machine_type in default.machine_types():
+        return default
+    for release in RELEASES.values():
+        if not release.upstream_types and machine_type in release.machine_types():
+            return release
+    return default
+
+
+def machine_type_note(machine_type: str, release: Release) -> str | None:
+    """The model's word on a machine type `release` refuses: which build defines it, or why
+    none does. None when there is nothing to add to QEMU's own refusal."""
+    owners = [r.version for r in RELEASES.values()
+              if r is not release and r.base is None and machine_type in r.machine_types()]
+    if machine_type.startswith("pseries-rhel9"):
+        return ("no qemu-kvm defines pseries-rhel9 machine types: RHEL 9 supports KVM hosts on "
+                "x86-64, IBM Z and 64-bit ARM only, and the ppc64 types in RHEL 9's qemu-kvm "
+                f"sources end at pseries-rhel8.5.0 (modeled by --qemu {_RHEL8.version})")
+    if machine_type.startswith("pseries-rhel"):
+        if owners:
+            return (f"{machine_type} is a machine type of RHEL's qemu-kvm: --qemu {owners[0]} "
+                    "models it, and is chosen without --qemu")
+        return (f"RHEL 8's qemu-kvm (--qemu {_RHEL8.version}) defines "
+                f"{', '.join(name for name, _v in RHEL8_MACHINES)}")
+    if not release.upstream_types and owners:
+        return (f"QEMU {release.version} compiles QEMU's own pseries-X.Y types out; its machine "
+                f"types are {', '.join(name for name, _v in release.machine_variants)}")
+    return None
 
 
 def get_release(version: str | None) -> Release:

@@ -140,7 +140,10 @@ def _base_options(options: str) -> str:
 def explain_text(options: str, host: str, guest: str, outcome: Outcome) -> str:
     """The steps the machine took, each with the rule it applied and the guarantee behind it."""
     out = [f"configuration: {options or '(machine defaults)'}", f"host: {host}", f"guest: {guest}",
-           f"modeled: QEMU {outcome.qemu}", ""]
+           f"modeled: QEMU {outcome.qemu}"]
+    if outcome.note:
+        out.append(f"note: {outcome.note}")
+    out.append("")
     seen_rules = []
     for number, step in enumerate(outcome.trace, 1):
         line = f"{number:2}. {step['step']}: "

@@ -55,11 +55,17 @@ def compare(a: str, b: str, depth: int = 2, hosts=None, guests=None, configs=Non
                      space=space, progress=progress) for q in (a, b)]
     broken = [_broken(r) for r in results]
     out = []
-    for options in configs or space_configs(space):
+    # The same configuration in both releases: positions pair them (the legacy machine of the
+    # full space is named differently in a vendor build).
+    pairs = [(c, c) for c in configs] if configs else list(zip(space_configs(space, a),
+                                                                space_configs(space, b)))
+    for options_a, options_b in pairs:
         for host in hosts or list(PRESETS):
             for guest in guests or space_guests(space) or list(GUESTS):
-                boots = (_boot(options, host, guest, a), _boot(options, host, guest, b))
-                found = tuple(br.get((options, host, guest), ()) for br in broken)
+                boots = (_boot(options_a, host, guest, a), _boot(options_b, host, guest, b))
+                found = (broken[0].get((options_a, host, guest), ()),
+                         broken[1].get((options_b, host, guest), ()))
                 if boots[0] != boots[1] or found[0] != found[1]:
+                    options = options_a if options_a == options_b else f"{options_a} | {options_b}"
                     out.append(Difference(options, host, guest, boots, found))
     return out, results[0], results[1]

@@ -409,20 +409,21 @@ def _unit_job(args) -> UnitResult:
 #: The default space: the release's newest machine (``pseries``) with each ic-mode and each
 #: kernel-irqchip (on, off, unset), two vCPUs and room for one more core, on every host preset,
 #: with a guest that takes XIVE when offered and one without XIVE. ``full`` adds the newest
-#: legacy machine (pseries-3.0), max-cpu-compat=power8 and the xive=off guest.
+#: legacy machine (pseries-3.0, or the release's type like it: pseries-rhel7.6.0 in RHEL's
+#: qemu-kvm), max-cpu-compat=power8 and the xive=off guest.
 DEFAULT_SMP = "-smp 2,maxcpus=3"
 SPACES = ("default", "full")
 
 
-def space_configs(space: str = "default") -> list[str]:
-    """The QEMU options of each configuration in `space` (valid under every modeled release:
-    ``pseries`` is each release's newest machine)."""
+def space_configs(space: str = "default", qemu: str | None = None) -> list[str]:
+    """The QEMU options of each configuration in `space` under release `qemu` (``pseries`` is
+    each release's newest machine)."""
     if space not in SPACES:
         raise ValueError(f"unknown space '{space}' (one of {', '.join(SPACES)})")
     compats = (None,) if space == "default" else (None, "power8")
     machines = [("pseries", ("dual", "xics", "xive"))]
     if space == "full":
-        machines.append(("pseries-3.0", (None,)))
+        machines.append((get_release(qemu).name_of((3, 0)), (None,)))
     configs = []
     for machine, modes in machines:
         for mode in modes:
@@ -448,7 +449,7 @@ def units(qemu: str | None, configs=None, hosts=None, guests=None,
     release = get_release(qemu).version
     hosts = tuple(hosts or PRESETS)
     return [Unit(options, guest, release, hosts)
-            for options in (configs or space_configs(space))
+            for options in (configs or space_configs(space, release))
             for guest in (guests or space_guests(space))]
 
 

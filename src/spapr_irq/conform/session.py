@@ -44,6 +44,8 @@ def qemu_release(binary: str) -> tuple[str, str]:
     if not match:
         raise InputError(f"{binary}: not a QEMU binary (no version in its --version)")
     release = f"{match.group(1)}.{match.group(2)}"
+    if re.search(r"qemu-kvm-[^)]*el8", text):  # RHEL 8's build: its own machine types
+        release += "-rhel8"
     if release not in RELEASES:
         raise InputError(f"{binary} is QEMU {match.group(0)[8:]}: this model reproduces QEMU "
                          f"{', '.join(v for v, r in RELEASES.items() if r.base is None)}")
