@@ -283,15 +283,17 @@ DEFAULT_RELEASE = "10.1"
 # --- RHEL 8's qemu-kvm ------------------------------------------------------------------------------
 
 #: The ppc64 machine types of RHEL 8's qemu-kvm-6.2.0 (RHEL 8.6 to 8.10) and the upstream version
-#: whose rules each follows, from the dist-git patch "Add ppc64 machine types" (hw/ppc/spapr.c:
-#: every upstream DEFINE_SPAPR_MACHINE is under ``#if 0``, each pseries-rhel class names its
-#: upstream twin) and "redhat: Define pseries-rhel8.6.0 machine type" (bz#2031041). What matters
-#: here: pseries-rhel7.6.0 takes pseries-3.0's legacy XICS backend (``smc->irq =
-#: &spapr_irq_xics_legacy``); pseries-rhel8.0.0 takes 4.0's ``&spapr_irq_xics`` but 3.1's default
-#: CPU, power8_v2.0; 8.1.0 is 4.1 (dual, no vsmt from threads); 8.2.0 is "4.2 + 5.0"; 8.3.0 5.1;
-#: 8.4.0 5.2; 8.5.0 6.0 (sockets first); pseries-rhel8.6.0, the newest, carries 6.2's own rules.
-#: The -sxxm variant changes only spectre capabilities. The types of RHEL 7.5 and older (without
-#: POWER9) left qemu-kvm in 6.1; RHEL 9 adds none (its KVM hosts are x86-64, IBM Z and ARM 64).
+#: whose rules each follows, from the dist-git patch "Add ppc64 machine types" of the 6.2 rebase
+#: (hw/ppc/spapr.c: every upstream DEFINE_SPAPR_MACHINE is under ``#if 0``, each pseries-rhel
+#: class names its upstream twin). What matters here: pseries-rhel7.6.0 takes pseries-3.0's legacy
+#: XICS backend (``smc->irq = &spapr_irq_xics_legacy``); pseries-rhel8.0.0 takes 4.0's
+#: ``&spapr_irq_xics`` but 3.1's default CPU, power8_v2.0; 8.1.0 is 4.1 (dual, vsmt not from
+#: threads); 8.2.0 is "4.2 + 5.0"; 8.3.0 5.1; 8.4.0 5.2; 8.5.0 6.0, with 6.1's sockets-first on
+#: top of the rebase's own defaults. pseries-rhel8.6.0 came later, in "redhat: Define
+#: pseries-rhel8.6.0 machine type" (bz#2031041), whose text is not among the sources read: as the
+#: newest type it stands on the 6.2 defaults 8.5.0 overrides, hence 6.2. The -sxxm variant changes
+#: only spectre capabilities. The types of RHEL 7.5 and older (without POWER9) left qemu-kvm in
+#: 6.1; RHEL 9 adds none (its KVM hosts are x86-64, IBM Z and ARM 64).
 RHEL8_MACHINES: tuple[tuple[str, tuple[int, int]], ...] = (
     ("pseries-rhel7.6.0", (3, 0)), ("pseries-rhel7.6.0-sxxm", (3, 0)),
     ("pseries-rhel8.0.0", (4, 0)), ("pseries-rhel8.1.0", (4, 1)), ("pseries-rhel8.2.0", (5, 0)),
