@@ -1,39 +1,43 @@
-"""The pseries machine: init, CAS, reset, and the dispatch tables the guest reaches.
+"""The pseries machine: init, reset, run state, and the guest's entry points.
 
 The machine follows QEMU's ``spapr_machine_init`` / ``spapr_irq_init`` / ``spapr_machine_reset`` /
 ``do_client_architecture_support`` order (spec/qemu.md 2-4) and records every decision in
 :attr:`Machine.trace` with the rule of :mod:`policy` it applied, so that ``explain`` prints the path
 really taken. A fatal error raises :class:`MachineError` after the machine has shut down cleanly (all
 KVM devices closed, kernel RTAS tokens undefined): the model of QEMU exiting.
+
+:class:`Machine` is put together from parts along QEMU's own files: the controllers and which is
+active (:mod:`.controllers`, spapr_irq.c), CAS and the device tree (:mod:`.cas`, spapr_hcall.c),
+IRQ numbers (:mod:`.irq`), the hcall and RTAS tables (:mod:`.dispatch`), migration
+(:mod:`.migration`), CPU hot-plug (:mod:`.hotplug`) and the leak census (:mod:`.leaks`).
 """
 
 from __future__ import annotations
 
 import errno as E
 from dataclasses import dataclass
-from typing import NamedTuple
 
-from .. import papr
 from ..config import (COMPAT_PVRS, CPU_FAMILIES, CPU_MODELS, MachineConfig, compat_rank,
                       parse_options, power9_capable)
 from ..errors import ConfigError, KvmError, MachineError, StateError, strerror
 from ..host.host import DEFAULT_HOST, Host, parse_host
 from ..host.kvm import FaultPlan, Kvm
-from ..host.uapi import KVM_CAP_PPC_SMT, KVM_DEV_TYPE_XICS
+from ..host.uapi import KVM_CAP_PPC_SMT
 from ..intc.base import ClaimError, ConnectError, InterruptController
 from ..intc.xics import XicsController
 from ..intc.xive import XiveController
 from ..memory import GuestMemory
 from ..monitor import normalize_info_pic
-from ..policy import (RULES, InitContext, advertised_byte23, init_checks, irqchip_rule,
-                      mode_has_xics, mode_has_xive)
+from ..policy import RULES
+from .cas import ClientArchitecture
+from .controllers import ControllerSelection
 from .dispatch import DispatchTable, GuestInterface
 from .hotplug import CpuHotplug
 from .irq import IrqNumbers, MsiAllocator
+from .leaks import LeakCensus
 from .migration import Migration
 
 RAM_SIZE = 512 << 20
-FALLBACK_HINT = "Falling back to kernel-irqchip=off"
 
 
 @dataclass
@@ -52,21 +56,8 @@ class Step:
         return out
 
 
-class Leak(NamedTuple):
-    """Something a transition left behind: its kind and what it is."""
-
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        return self.detail
-
-
-def _mode_name(byte23: int) -> str:
-    return {papr.OV5_XIVE_BOTH: "dual", papr.OV5_XIVE_EXPLOIT: "xive"}.get(byte23, "xics")
-
-
-class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
+class Machine(ControllerSelection, ClientArchitecture, IrqNumbers, GuestInterface, Migration,
+              CpuHotplug, LeakCensus):
     """A pseries machine on a modeled host. Build one with :meth:`create`."""
 
     def __init__(self, config: MachineConfig, host: Host, faults: FaultPlan | None = None) -> None:
@@ -368,105 +359,6 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         return power9_capable(self.cpu_family, self.config.max_cpu_compat)
 
     # ---------------------------------------------------------------------------------------------------
-    def _irq_init(self) -> None:
-        """spapr_irq_init: checks, controllers, registrations, the first activation."""
-        config = self.config
-        mode = "legacy" if config.legacy else config.ic_mode
-        if config.legacy:
-            self._step("mode", f"{config.machine_type} uses the legacy XICS backend "
-                       f"({papr.ICS_NR_IRQS_LEGACY:#x} sources, IRQ numbers allocated first-fit)")
-        compat = f", max-cpu-compat={config.max_cpu_compat}" if config.max_cpu_compat else ""
-        self._step("cpu", f"{self.cpu_family.upper()}{compat}: "
-                   f"{'' if self.power9_capable else 'not '}POWER9-capable", "power9-capable")
-        policy = config.release.irq
-        for rule, check in init_checks(policy.init_checks):
-            ctx = InitContext(
-                ic_mode=mode,
-                kvm=self.accel == "kvm",
-                kernel_irqchip=self.config.kernel_irqchip,
-                power9_capable=self.power9_capable,
-                probe_broken_disconnect=self._probe_broken_disconnect,
-                kvm_has_xive=bool(self.kvm is not None and self.kvm.cap_xive),
-                broken_disconnect_text=policy.broken_disconnect_text,
-            )
-            outcome = check(ctx)
-            if outcome.fatal:
-                message, hints = outcome.fatal
-                self._step("check", f"{rule}: refused", rule)
-                raise MachineError(message, hints)
-            if outcome.mode:
-                mode = outcome.mode
-            self._step("check", f"{rule}: {outcome.detail}", rule)
-        self.mode = mode
-        self._create_controllers()
-        # spapr_irq_update_active_intc() with no CAS yet: XIVE for xive-only, else XICS.
-        first = self.xics if self.xics is not None else self.xive
-        self._step("active", f"{first.label} is active until CAS", "initial-active")
-        if policy.connect_at == "reset":  # QEMU 4.0-4.1: the backend's reset hook connects KVM
-            self._step("backend", f"{first.label}: the KVM device, if any, is created at the "
-                       f"first reset (QEMU {config.qemu})", "initial-active")
-            first.activate()
-            self.active = first
-            return
-        self._set_active(first)
-
-    def _probe_broken_disconnect(self) -> bool:
-        """xics_kvm_has_broken_disconnect(): create, close, create the KVM XICS device."""
-        kvm = self.kvm
-        try:
-            fd = kvm.create_device(KVM_DEV_TYPE_XICS)
-        except KvmError:
-            self._step("probe", "first KVM XICS create failed: not reported here, the connect "
-                       "will report it", "broken-disconnect")
-            return False
-        kvm.close(fd)
-        try:
-            fd = kvm.create_device(KVM_DEV_TYPE_XICS)
-        except KvmError as exc:
-            broken = exc.errno == E.EEXIST
-            self._step("probe", f"second KVM XICS create after close: {exc} -> "
-                       f"{'broken disconnect' if broken else 'not a disconnect problem'}",
-                       "broken-disconnect")
-            return broken
-        kvm.close(fd)
-        self._step("probe", "KVM XICS device created, closed and created again", "broken-disconnect")
-        return False
-
-    def _create_controllers(self) -> None:
-        config = self.config
-        made = []
-        if mode_has_xics(self.mode):
-            nr_irqs = papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy" else papr.ICS_NR_IRQS
-            self.xics = XicsController(nr_irqs, config.max_cpus)
-            made.append(f"ICS ({nr_irqs:#x} sources from {papr.XICS_IRQ_BASE:#x})")
-        if mode_has_xive(self.mode):
-            nr_servers = config.nr_servers
-            self.xive = XiveController(papr.XIVE_NR_IRQS, nr_servers << 3, config.max_cpus,
-                                        self.memory)
-            for i in range(nr_servers):
-                self.xive.claim(papr.SPAPR_IRQ_IPI + i, lsi=False)
-            made.append(f"sPAPR XIVE ({papr.XIVE_NR_IRQS:#x} sources, {nr_servers << 3} ENDs, "
-                        f"{nr_servers} IPIs claimed)")
-        self._step("create", " and ".join(made), "create-controllers")
-        for intc in (self.xics, self.xive):
-            if intc is None:
-                continue
-            for name in intc.hcalls:
-                self.hcalls.register(name, papr.HCALLS[name], intc)
-            for name in intc.rtas_calls:
-                self.rtas_calls.register(name, papr.RTAS_TOKENS[name], intc)
-            self._step("register", f"{intc.label}: {len(intc.hcalls)} hcalls"
-                       + (f", {len(intc.rtas_calls)} RTAS calls" if intc.rtas_calls else ""))
-
-    def _init_ov5(self) -> None:
-        """The machine's OV5: XIVE exploitation when the mode has XIVE, and from pseries-2.8 (the
-        hot-plug event source) OV5_HP_EVT."""
-        ov5 = bytearray(papr.ov5_with(papr.OV5_INTC_BYTE,
-                                      papr.OV5_XIVE_EXPLOIT if mode_has_xive(self.mode) else 0))
-        if self.config.version >= (2, 8):
-            ov5[papr.OV5_HP_EVT_BYTE - 1] |= papr.OV5_HP_EVT
-        self.ov5 = bytes(ov5)
-
     def _create_vcpus(self) -> None:
         """spapr_init_cpus: whole cores only on machines with CPU hot-plug (pseries-2.7 and
         later; maxcpus is a whole number of cores already), no hot-plug room on older ones."""
@@ -504,64 +396,6 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
         self.vcpus.append(vcpu_id)
         self._vcpu_set.add(vcpu_id)
 
-    def _controllers(self) -> list[InterruptController]:
-        return [intc for intc in (self.xics, self.xive) if intc is not None]
-
-    # ====================================================================================================
-    # Activation (spapr_irq_update_active_intc / set_active_intc / spapr_irq_init_kvm)
-    # ====================================================================================================
-    def _wanted_intc(self) -> InterruptController:
-        if self.xics is None:
-            return self.xive
-        if papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT and self.xive:
-            return self.xive
-        return self.xics
-
-    def _update_active(self, why_rule: str) -> None:
-        wanted = self._wanted_intc()
-        if wanted is self.active:
-            self._step("active", f"{wanted.label} stays active ({wanted.backend})", why_rule)
-            return
-        old = self.active
-        closed = old.in_kernel
-        old.deactivate()
-        self.active = None
-        self._step("deactivate", f"{old.label}{' (its KVM device closed)' if closed else ''}",
-                   why_rule)
-        self._set_active(wanted)
-        self._step("switch", f"{old.label} -> {wanted.label}: {wanted.label} active "
-                   f"({wanted.backend})", why_rule)
-
-    def _set_active(self, intc: InterruptController) -> None:
-        """Activate `intc`: try KVM per kernel-irqchip, fall back or stop, then enable it."""
-        rule = irqchip_rule(self.accel == "kvm", self.config.kernel_irqchip)
-        policy = self.config.release.irq
-        if intc is self.xive and not policy.kvm_xive and rule != "tcg":
-            self._step("backend", f"{intc.label} emulated: QEMU {self.config.qemu} has no KVM "
-                       "XIVE", "xive-no-kvm")
-        elif rule in ("kernel-irqchip-on", "kernel-irqchip-allowed"):
-            try:
-                intc.connect_kvm(self.kvm, self.config.nr_servers if policy.nr_servers else 0,
-                                 self.config.max_cpus)
-            except ConnectError as exc:
-                self._step("connect", f"KVM {intc.label} failed and was rolled back: {exc.message}",
-                           "rollback")
-                if rule == "kernel-irqchip-on":
-                    self._step("backend", f"{intc.label}: kernel-irqchip=on and KVM failed", rule)
-                    raise MachineError("kernel_irqchip requested but unavailable: " + exc.message,
-                                       exc.hints) from None
-                if policy.fallback_warning:
-                    self._warn("kernel_irqchip allowed but unavailable: " + exc.message,
-                               (*exc.hints, FALLBACK_HINT))
-                self._step("backend", f"{intc.label} emulated (fallback)", rule)
-            else:
-                self._step("backend", f"{intc.label} in-kernel (KVM {self.kvm.fds[intc.fd].kind} "
-                           f"device, fd {intc.fd})", rule)
-        else:
-            self._step("backend", f"{intc.label} emulated", rule)
-        intc.activate()
-        self.active = intc
-
     # ====================================================================================================
     # Reset
     # ====================================================================================================
@@ -575,21 +409,6 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
             return
         self._require_running("reset")
         self._guarded("reset", self._reset)
-
-    def _reset_dual_recreate(self) -> None:
-        """QEMU 4.1's spapr_irq_reset_dual: XIVE MMIO off; with the in-kernel irqchip, both KVM
-        devices closed; then the current mode's reset, which creates its device again."""
-        if self.xive is not None:
-            self.xive.mmio_enabled = False
-        closed = [intc.label for intc in self._controllers() if intc.in_kernel]
-        if self.kvm is not None and self.kvm.irqchip_in_kernel:
-            for intc in self._controllers():
-                intc.disconnect_kvm()
-        self.active = None
-        wanted = self._wanted_intc()
-        self._step("deactivate", f"dual reset: {' and '.join(closed) or 'no'} KVM device closed; "
-                   f"{wanted.label} is set up again", "dual-reset-recreate")
-        self._set_active(wanted)
 
     def _internal_error(self, text: str, stage: str) -> MachineError:
         """KVM_RUN failed: QEMU prints it, stops the VM (RUN_STATE_INTERNAL_ERROR, running the
@@ -626,110 +445,6 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
                        "can (spapr_irq_init_kvm)", "reset-boot-mode")
             self._set_active(self.active)
         self._advertise()
-
-    def _advertise(self) -> None:
-        self.fdt = self._build_fdt(boot=True)
-        byte23 = self.advertised_byte23
-        self._step("advertise", f"ibm,arch-vec-5-platform-support byte 23 = {byte23:#04x} "
-                   f"({_mode_name(byte23)})", "advertise")
-
-    # ====================================================================================================
-    # CAS
-    # ====================================================================================================
-    def cas(self, vcpu: int, ov5: bytes) -> int:
-        """ibm,client-architecture-support with the guest's option vector 5 (ov5[0] is byte 1)."""
-        self._require_running("run CAS")
-        if not isinstance(ov5, (bytes, bytearray)):
-            raise TypeError("ov5 must be bytes")
-        self._check_vcpu(vcpu)
-        return self._guarded("cas", self._cas, bytes(ov5))
-
-    def _cas(self, ov5: bytes) -> int:
-        if papr.ov5_byte(ov5, papr.OV5_MMU_BYTE) & papr.OV5_MMU_BOTH:
-            raise MachineError("guest requested hash and radix MMU, which is invalid.")
-        byte23 = papr.ov5_byte(ov5, papr.OV5_INTC_BYTE)
-        policy = self.config.release.irq
-        if byte23 & papr.OV5_XIVE_BOTH and policy.cas_checks:
-            self._step("cas", f"guest byte 23 = {byte23:#04x}", "cas-invalid")
-            raise MachineError("guest requested an invalid interrupt mode")
-        guest_xive = bool(byte23 & papr.OV5_XIVE_EXPLOIT)
-        had_xive = bool(papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT)
-        self._step("cas", f"guest asks for {'XIVE' if guest_xive else 'XICS'} "
-                   f"(byte 23 = {byte23:#04x})", "cas-invalid")
-        self.ov5_cas = bytes(a & b for a, b in zip(self.ov5.ljust(len(ov5), b"\0"),
-                                                    ov5.ljust(len(self.ov5), b"\0")))
-        if not policy.cas_checks:
-            self._step("cas", f"QEMU {self.config.qemu} does not check the interrupt mode at CAS")
-        elif guest_xive and not mode_has_xive(self.mode):
-            self._step("cas", f"ic-mode={self.mode} has no XIVE", "cas-unavailable")
-            raise MachineError(
-                "Guest requested unavailable interrupt mode (XIVE), try the ic-mode=xive or "
-                "ic-mode=dual machine property")
-        elif not guest_xive and not mode_has_xics(self.mode):
-            self._step("cas", f"ic-mode={self.mode} has no XICS", "cas-unavailable")
-            raise MachineError(
-                "Guest requested unavailable interrupt mode (XICS), either don't set the ic-mode "
-                "machine property or try ic-mode=xics or ic-mode=dual")
-        else:
-            self._step("cas", f"ic-mode={self.mode} has {'XIVE' if guest_xive else 'XICS'}",
-                       "cas-unavailable")
-        if policy.cas_switch == "reboot":
-            now_xive = bool(papr.ov5_byte(self.ov5_cas, papr.OV5_INTC_BYTE) & papr.OV5_XIVE_EXPLOIT)
-            if now_xive and not had_xive and self.xics is not None and self.xive is not None:
-                self._step("cas", "XIVE newly negotiated on a machine with both modes: reset "
-                           "requested, keeping the CAS result (CAS reboot)", "cas-reboot")
-                self._reset(cas_reboot=True)
-                return papr.H_SUCCESS
-        else:
-            self._update_active("cas-switch")
-        self.fdt = self._build_fdt(boot=False)
-        return papr.H_SUCCESS
-
-    # ====================================================================================================
-    # Device tree
-    # ====================================================================================================
-    @property
-    def power9_mode(self) -> bool:
-        """ppc_check_compat(first_cpu, ISA 3.00, 0, max-cpu-compat)."""
-        return self.power9_capable
-
-    @property
-    def advertised_byte23(self) -> int:
-        return advertised_byte23(self.mode, self.power9_mode)
-
-    @property
-    def advertised_mode(self) -> str:
-        """What byte 23 offers: "dual" (0x80), "xive" (0x40) or "xics" (0x00)."""
-        return _mode_name(self.advertised_byte23)
-
-    def _mmu_byte(self) -> int:
-        if not self.power9_mode:
-            return 0x00
-        if self.accel == "tcg":
-            return 0xC0
-        return 0x40 if self.host.nested else 0x80
-
-    def _build_fdt(self, boot: bool) -> dict[str, dict]:
-        nr_servers = self.config.nr_servers
-        name, node = self.active.dt_node(nr_servers)
-        chosen = {"ibm,architecture-vec-5": self.ov5_cas}
-        if boot:
-            chosen["ibm,arch-vec-5-platform-support"] = bytes(
-                [23, self.advertised_byte23, 24, self._mmu_byte(), 25, 0x00, 26, 0x40])
-        root = {"compatible": "qemu,pseries", "model": "IBM pSeries (emulated by qemu)"}
-        root.update(self.active.root_props())
-        tree = {"/": root, "/chosen": chosen, "/" + name: node}
-        for device in self.devices:
-            if not device.lsi:  # event sources and VIO devices: one MSI-like edge interrupt each
-                tree[device.node] = {"interrupts": [device.irq, 0], "qemu,device": device.name}
-        return tree
-
-    def intc_node(self) -> tuple[str, dict]:
-        """The interrupt-controller node of the current device tree."""
-        for path, props in self.fdt.items():
-            if path.startswith("/interrupt-controller"):
-                return path, props
-        raise StateError("no interrupt-controller node")
 
     # ====================================================================================================
     # Guests and introspection
@@ -774,100 +489,3 @@ class Machine(IrqNumbers, GuestInterface, Migration, CpuHotplug):
             text = normalize_info_pic(text)
         return text
 
-    def leaks(self) -> list[Leak]:
-        """What the machine holds that no owner accounts for (G3), by kind: ``kvm-fd`` (a device
-        fd of an inactive controller, or one no controller owns), ``mapping`` (ESB/TIMA pages or
-        XIVE MMIO of a controller that is not the active in-kernel XIVE), ``rtas-token`` (kernel
-        RTAS tokens without the in-kernel XICS), ``registration`` (an hcall or RTAS call not
-        registered exactly once, to its controller), ``vcpu`` (a presenter connected where no
-        active controller owns it), ``irq`` (a number claimed with no owner, or claimed in one
-        controller and not the other), ``irqchip`` (QEMU's kernel-irqchip flag disagreeing)."""
-        leaks: list[Leak] = []
-        intcs = self._controllers()
-        for intc in intcs:
-            if intc is not self.active and intc.in_kernel:
-                leaks.append(Leak("kvm-fd", f"inactive {intc.label} still has KVM fd {intc.fd}"))
-        xive = self.xive
-        if xive is not None and xive.mmio_enabled and self.active is not xive:
-            leaks.append(Leak("mapping", "inactive XIVE still has its MMIO regions enabled"))
-        if self.runstate != "shutdown":  # once QEMU has exited only the kernel's side counts
-            self._registration_leaks(leaks)
-            self._irq_leaks(leaks)
-        if self.kvm is not None:
-            self._kvm_leaks(leaks)
-        return leaks
-
-    def _registration_leaks(self, leaks: list[Leak]) -> None:
-        for table, attribute, numbers in ((self.hcalls, "hcalls", papr.HCALLS),
-                                          (self.rtas_calls, "rtas_calls", papr.RTAS_TOKENS)):
-            wanted = {numbers[name]: (name, intc) for intc in self._controllers()
-                      for name in getattr(intc, attribute)}
-            for number, entry in table.entries.items():
-                if wanted.get(number, (None, None))[1] is not entry.owner:
-                    leaks.append(Leak("registration", f"{table.kind} {entry.name} is registered "
-                                      f"to a controller that does not serve it"))
-            for number, (name, intc) in wanted.items():
-                if number not in table.entries:
-                    leaks.append(Leak("registration", f"{table.kind} {name} of {intc.label} "
-                                      "is not registered"))
-
-    def _irq_leaks(self, leaks: list[Leak]) -> None:
-        intcs = self._controllers()
-        last = papr.SPAPR_XIRQ_BASE + (papr.ICS_NR_IRQS_LEGACY if self.mode == "legacy"
-                                       else papr.SPAPR_NR_XIRQS)
-        claimed: set[int] = set()
-        for intc in intcs:
-            claimed.update(n for n in intc.claimed_irqs() if n >= papr.SPAPR_XIRQ_BASE)
-        for irq in sorted(claimed):
-            where = [intc.label for intc in intcs if intc.is_claimed(irq)]
-            if irq not in self.irq_owners:
-                leaks.append(Leak("irq", f"IRQ {irq:#x} claimed in {' and '.join(where)} with "
-                                  "no device owning it"))
-            elif len(where) != len(intcs):
-                leaks.append(Leak("irq", f"IRQ {irq:#x} claimed in {where[0]} only"))
-        for irq, owner in sorted(self.irq_owners.items()):
-            if irq < last and irq not in claimed and irq >= papr.SPAPR_XIRQ_BASE:
-                leaks.append(Leak("irq", f"IRQ {irq:#x} of {owner} is not claimed"))
-        if self.mode != "legacy":
-            blocks = {n for first, num in self.msi_blocks.items() for n in range(first, first + num)}
-            for index, used in enumerate(self.msi.used):
-                if used and papr.SPAPR_IRQ_MSI + index not in blocks:
-                    leaks.append(Leak("irq", f"MSI {papr.SPAPR_IRQ_MSI + index:#x} allocated in "
-                                      "the bitmap with no device owning it"))
-
-    def _kvm_leaks(self, leaks: list[Leak]) -> None:
-        kvm = self.kvm
-        owners = {intc.fd: intc for intc in self._controllers() if intc.fd is not None}
-        for fd in kvm.fds:
-            if fd not in owners:
-                leaks.append(Leak("kvm-fd", f"KVM device fd {fd} open with no controller owning it"))
-        xive = self.xive
-        for fd, pgoff in kvm.mappings:
-            if xive is None or fd != xive.fd or pgoff not in xive.mappings:
-                leaks.append(Leak("mapping", f"KVM mapping of fd {fd} at page offset {pgoff} "
-                                  "with no controller owning it"))
-        xics_kernel = self.xics is not None and self.xics.in_kernel
-        tokens = kvm.rtas_tokens
-        expected = {papr.RTAS_TOKENS[name]: name for name in self.xics.KERNEL_TOKEN_ORDER} \
-            if xics_kernel else {}
-        if tokens != expected:
-            extra = sorted(f"{name} ({token:#x})" for token, name in tokens.items()
-                           if expected.get(token) != name)
-            if extra or not xics_kernel:
-                leaks.append(Leak("rtas-token", "RTAS kernel tokens defined without the in-kernel "
-                                  f"XICS serving them: {', '.join(extra)}"))
-        for vcpu_id, vcpu in sorted(kvm.vcpus.items()):
-            device = vcpu.device
-            if device is None or device.fd not in kvm.fds:
-                continue  # detached, or attached to a device QEMU closed (the kernel keeps it)
-            owner = owners.get(device.fd)
-            if owner is None or owner is not self.active:
-                leaks.append(Leak("vcpu", f"vCPU {vcpu_id} is connected to KVM device fd "
-                                  f"{device.fd}, which the active controller does not own"))
-        for intc in self._controllers():
-            if not intc.in_kernel and intc.kvm_presenters:
-                leaks.append(Leak("vcpu", f"{intc.label} still counts vCPUs "
-                                  f"{sorted(intc.kvm_presenters)} as connected to KVM"))
-        in_kernel = any(intc.in_kernel for intc in self._controllers())
-        if kvm.irqchip_in_kernel != in_kernel:
-            leaks.append(Leak("irqchip", "kvm_kernel_irqchip disagrees with the controllers"))
