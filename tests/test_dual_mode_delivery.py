@@ -62,3 +62,20 @@ def test_xive_state_left_by_a_guest_does_not_leak_into_the_next_xive_boot(irqchi
     machine.boot("linux-xive")
     assert machine.driver.drain() == []
     handled_once_each(machine)
+
+
+@pytest.mark.parametrize("guest, after_unmask", [("linux-legacy", 1), ("linux-xive", 0)])
+@pytest.mark.parametrize("irqchip", ["off", "on"])
+def test_an_msi_fired_while_masked_waits_on_xics_and_is_dropped_by_an_off_xive_esb(
+        guest, after_unmask, irqchip):
+    """XICS: the ICS marks a masked source's trigger pending and resends it at the unmask. XIVE:
+    Linux masks with the ESB's PQ=01 ("off"), where a trigger is ignored; the unmask sets PQ=00
+    and nothing comes."""
+    m = Machine.create(f"-M pseries,kernel-irqchip={irqchip} -cpu host -smp 1",
+                       host="power9-linux-5.10")
+    m.boot(guest)
+    irq = Workload(m).fire_masked(0, 4)
+    assert [h for h in m.driver.drain() if h.kind != "spurious"] == []
+    m.driver.unmask(irq, 0, 4)
+    handled = [h for h in m.driver.drain() if h.kind != "spurious"]
+    assert [(h.kind, h.irq) for h in handled] == [("msi", irq)] * after_unmask

@@ -282,3 +282,28 @@ def test_a_xive_guest_moves_between_every_pair_of_hosts_and_gets_everything_once
                              to_options=_power9_options(mode, dst))
             assert (result["result"], result["delivered"]) == ("ok", True), (src, dst)
             assert result["destination"]["interrupt_mode"] == "xive"
+
+
+def test_a_destination_starts_with_the_sources_cores_and_device_lines_then_waits():
+    """start_incoming: QEMU's -incoming with the source's hot-plugged cores (-device) and the
+    same devices, whose LSIs are claimed at realize; the stream then loads."""
+    source = Machine.create("-M pseries,ic-mode=xics -cpu power9 -smp 1,maxcpus=2", host="tcg")
+    source.boot("linux-xive")
+    source.hotplug_cpu(1)
+    workload = Workload(source)
+    lsi = workload.source("lsi", 0, 4)
+    workload.source("msi", 0, 4)
+    assert workload.lsis() == [lsi]
+    target = Machine(source.config, source.host)
+    target.start_incoming(cores=[1], lsis=workload.lsis())
+    assert (target.runstate, target.vcpus, target.xics.is_claimed(lsi)) == ("inmigrate", [0, 1], True)
+    target.load(source.save())
+    assert target.runstate == "running" and target.leaks() == []
+
+
+def test_a_destination_that_refuses_the_sources_cores_exits_and_holds_nothing():
+    config = Machine.create("-M pseries -cpu host -smp 1,maxcpus=2", host="power9-linux-5.10").config
+    target = Machine(config, Machine.create("", host="power9-linux-5.10").host)
+    with pytest.raises(MachineError, match="core id 2 out of range"):
+        target.start_incoming(cores=[2])
+    assert target.runstate == "shutdown" and target.leaks() == []

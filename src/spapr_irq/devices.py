@@ -51,6 +51,10 @@ class Workload:
             self.sources[key] = irq
         return self.sources[key]
 
+    def lsis(self) -> list[int]:
+        """The level-triggered lines its devices hold (a destination's same devices claim them)."""
+        return [irq for (kind, _vcpu, _priority), irq in self.sources.items() if kind == "lsi"]
+
     def fire(self, event: Event) -> None:
         """Fire one event; an unknown kind or a vCPU the machine does not have is refused the
         same way whichever controller runs."""
@@ -63,9 +67,16 @@ class Workload:
         if event.kind == "ipi":
             self.driver.send_ipi(event.source, event.vcpu)
             return
-        if event.kind not in ("msi", "lsi"):
-            raise ValueError(f"unknown event kind {event.kind!r} (ipi, msi or lsi)")
         self.m.set_irq(self.source(event.kind, event.vcpu, event.priority), 1)
+
+    def fire_masked(self, vcpu: int, priority: int) -> int:
+        """An MSI to `vcpu` fired while the guest has it masked: the ICS keeps it pending and
+        presents it at the unmask; a XIVE ESB that is off (PQ=01) drops the trigger. Returns its
+        number."""
+        irq = self.source("msi", vcpu, priority)
+        self.driver.mask(irq)
+        self.m.set_irq(irq, 1)
+        return irq
 
     def run(self, events, drain_each: bool = False) -> list[Handled]:
         """Fire `events` (draining after each if asked), drain, and return what was handled."""

@@ -162,7 +162,7 @@ MIGRATE_EVENTS = (("msi", 0, 6, 0), ("lsi", 1, 3, 0), ("ipi", 0, 4, 1), ("msi", 
                   ("ipi", 1, 4, 0))
 
 
-def _play(machine, masked: bool):
+def _play(machine):
     """Fire MIGRATE_EVENTS at a booted guest without letting it run, plus one MSI that fires
     while the guest has it masked; returns the workload and that MSI."""
     from .devices import Event, Workload
@@ -172,11 +172,7 @@ def _play(machine, masked: bool):
     for kind, vcpu, priority, source in MIGRATE_EVENTS:
         workload.fire(Event(kind, vcpus[min(vcpu, len(vcpus) - 1)], priority,
                             vcpus[min(source, len(vcpus) - 1)]))
-    behind = workload.source("msi", vcpus[0], 4)
-    if masked:
-        machine.driver.mask(behind)
-        machine.set_irq(behind, 1)
-    return workload, behind
+    return workload, workload.fire_masked(vcpus[0], 4)
 
 
 def migrate(options: str | list[str], src_host: str | Host, dst_host: str | Host, guest: str,
@@ -199,7 +195,7 @@ def migrate(options: str | list[str], src_host: str | Host, dst_host: str | Host
     try:
         source.start()
         source.boot(profile)
-        workload, behind = _play(source, masked=True)
+        workload, behind = _play(source)
         out["source"] = side(source)
         stream = source.save()
     except MachineError as exc:
@@ -211,14 +207,11 @@ def migrate(options: str | list[str], src_host: str | Host, dst_host: str | Host
     out["sections"] = [d["name"] for d in json.loads(stream[stream.rindex(b'{"devices"'):])["devices"]]
     target = Machine(dst_config, dst_host)
     try:
-        target.start(incoming=True)
+        target.start_incoming(lsis=workload.lsis())
     except MachineError as exc:
         out.update(stage="destination", error=exc.text, warnings=out["warnings"] + target.warnings)
         return out
     try:
-        for (kind, _vcpu, _priority), irq in workload.sources.items():
-            if kind == "lsi":  # the destination has the same devices: they claimed their lines
-                target.claim_irq(irq, lsi=True)
         target.load(stream)
     except MachineError as exc:
         out.update(stage="load", error=exc.text, warnings=out["warnings"] + target.warnings)
@@ -235,7 +228,7 @@ def migrate(options: str | list[str], src_host: str | Host, dst_host: str | Host
     reference = Machine(src_config, src_host)
     reference.start()
     reference.boot(profile)
-    _, ref_behind = _play(reference, masked=True)
+    _, ref_behind = _play(reference)
     reference.driver.unmask(ref_behind, reference.vcpus[0], 4)
     expected = reference.driver.drain()
     out["result"] = "ok"

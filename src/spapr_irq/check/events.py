@@ -284,9 +284,7 @@ class Run:
         source = self.machine
         target = Machine(self.config, host, self.plan)
         try:  # the destination is started first, with -incoming, and the cores plugged
-            target.start(incoming=True)
-            for core in self.cores:
-                target.hotplug_cpu(core)
+            target.start_incoming(cores=self.cores)
             self.extra["families"] = (source.cpu_family, target.cpu_family)
             stream = source.save()  # the source stops; it stays paused if the load fails
             target.load(stream)

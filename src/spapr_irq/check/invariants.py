@@ -138,10 +138,7 @@ def _pending(machine, online) -> tuple[Workload, list[tuple[str, int]], int]:
         fired += [(vcpu, "msi"), (vcpu, "ipi")]
     workload.fire(Fire("lsi", online[0], 3))
     fired.append((online[0], "lsi"))
-    behind = workload.source("msi", online[0], 4)
-    machine.driver.mask(behind)
-    machine.set_irq(behind, 1)
-    return workload, fired, behind
+    return workload, fired, workload.fire_masked(online[0], 4)
 
 
 def g5_pending(source: Run, make_source, dst_host) -> list[str]:
@@ -156,12 +153,7 @@ def g5_pending(source: Run, make_source, dst_host) -> list[str]:
     stream = m.save()
     target = Machine(source.config, dst_host)
     try:
-        target.start(incoming=True)
-        for core in source.cores:
-            target.hotplug_cpu(core)
-        for (kind, _vcpu, _prio), irq in workload.sources.items():
-            if kind == "lsi":  # the same devices on the destination
-                target.claim_irq(irq, lsi=True)
+        target.start_incoming(cores=source.cores, lsis=workload.lsis())
         target.load(stream)
     except MachineError:
         return []  # the migration itself is refused: the transition's own checks judge that

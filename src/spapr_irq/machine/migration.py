@@ -30,6 +30,22 @@ MSI_DEV = "list:>III"  # spapr_pci msi_devs: config address, first IRQ, count
 class Migration:
     """Save and load (part of the Machine)."""
 
+    # -- the destination -----------------------------------------------------------------------------
+    def start_incoming(self, cores=(), lsis=()) -> None:
+        """Start as QEMU with -incoming for a source that has hot-plugged `cores` (in plug order)
+        and devices holding the LSIs `lsis`: the same machine, waiting for the stream
+        (:meth:`load`). A refusal raises MachineError with this machine shut down (QEMU exits)."""
+        try:
+            self.start(incoming=True)
+            for core in cores:
+                self.hotplug_cpu(core)
+            for irq in lsis:  # the same devices: they claimed their lines at realize
+                self.claim_irq(irq, lsi=True)
+        except MachineError:
+            if self.runstate != "shutdown":
+                self._shutdown()
+            raise
+
     # -- what this machine sends and expects ------------------------------------------------------------
     def _vmstate_schemas(self) -> dict[tuple[str, int], tuple[int, tuple]]:
         """(section name, instance) -> (version, (fields, subsections)) for this machine."""
