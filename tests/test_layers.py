@@ -46,7 +46,7 @@ LAYERS = [
     {"conform.qemu"},
     {"conform.compare"},
     {"conform.session"},
-    {"conform.command", "check.command"},
+    {"conform.command", "check.command", "cli_help"},
     {"cli"},
     {"__main__"},
 ]
