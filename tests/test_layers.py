@@ -21,6 +21,7 @@ LAYERS = [
     {"memory"},
     {"arch.xics", "arch.xive"},
     {"host.device", "host.faults"},
+    {"host.xics_on_xive_hcalls"},
     {"host.xics", "host.xics_on_xive"},
     {"host.xive_native"},
     {"host.kvm"},

@@ -158,7 +158,7 @@ MUTANTS = [
     Mutant("kvm-smt-possible-power8-all-modes-even-when-old", "host/kvm.py",
            '        if not host.has("smt-mode"):\n            return 0\n', ""),
     # -- the review's second round: fault points, H_IPI, -smp ---------------------------------------
-    Mutant("h-ipi-compares-the-low-byte", "host/xics_on_xive.py",
+    Mutant("h-ipi-compares-the-low-byte", "host/xics_on_xive_hcalls.py",
            "        if mfrr < target.cppr:", "        if target.mfrr < target.cppr:"),
     Mutant("taken-slot-cannot-run-out-of-memory", "host/kvm.py",
            "        possible = {E.ENOMEM} | ({E.ENXIO}", "        possible = set() if taken else {E.ENOMEM} | ({E.ENXIO}"),
