@@ -209,3 +209,17 @@ def test_explain_says_why_rhels_qemu_kvm_was_modeled(capsys):
     assert lines[3:5] == ["modeled: QEMU 6.2-rhel8",
                           "note: QEMU 6.2-rhel8 modeled: the options name pseries-rhel8.0.0, a "
                           "machine type only it defines"]
+
+
+def test_matrix_and_advise_name_the_release_they_modeled(capsys):
+    assert main(["matrix", "--host", "tcg", "--guest", "linux-xive", "-M", "pseries-rhel8.4.0"]) == 0
+    assert "  options: -M pseries-rhel8.4.0; modeled: QEMU 6.2-rhel8" in capsys.readouterr().out
+    assert main(["matrix", "--host", "tcg", "--guest", "linux-xive", "--format", "markdown"]) == 0
+    assert "; modeled: QEMU 10.1" in capsys.readouterr().out
+    assert main(["advise", "--host", "tcg", "--host", "power9-linux-5.10", "-M",
+                 "pseries-rhel8.6.0"]) == 0
+    assert capsys.readouterr().out.endswith("\nmodeled: QEMU 6.2-rhel8\n")
+    assert main(["advise", "--host", "tcg", "--host", "power9-linux-5.10", "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)["qemu"] == "10.1"

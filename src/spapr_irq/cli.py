@@ -34,6 +34,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from .config import release_for
 from .errors import ConfigError, InputError
 from .explore import matrix, resolve
 from .cli_help import HELP
@@ -360,12 +361,15 @@ def _run(args: Args) -> int:
         from .report import advise_text
 
         settings = advise(args.qemu, args.hosts, args.guests or None, qemu=args.qemu_release)
+        release = release_for(args.qemu, args.qemu_release).version
         if args.format == "json":
-            print(json.dumps({"hosts": args.hosts, "guests": args.guests or [DEFAULT_GUEST],
+            print(json.dumps({"qemu": release, "hosts": args.hosts,
+                              "guests": args.guests or [DEFAULT_GUEST],
                               "settings": [s.as_dict() for s in settings],
                               "recommended": settings[0].name}, indent=1))
         else:
             sys.stdout.write(advise_text(settings, args.hosts, markdown=args.format == "markdown"))
+            print(f"\nmodeled: QEMU {release}")
         return 0
     if args.command == "matrix":
         with _progress("matrix") as progress:

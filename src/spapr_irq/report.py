@@ -58,7 +58,7 @@ def matrix_text(cells: list[MatrixCell]) -> str:
         host = parse_host(host_name)
         sample = next(iter(next(iter(rows.values())).values()))
         out.append(f"host {host_name}: {host.describe()}")
-        out.append(f"  options: {_base_options(sample.options)}")
+        out.append(f"  options: {_base_options(sample.options)}; modeled: QEMU {sample.outcome.qemu}")
         table = [["ic-mode", "guest", *(f"kernel-irqchip={c}" for c in _columns())]]
         for (mode, guest), by_irqchip in rows.items():
             table.append([mode, guest, *(by_irqchip[c].outcome.cell + legend.mark(by_irqchip[c].outcome)
@@ -84,7 +84,8 @@ def matrix_markdown(cells: list[MatrixCell]) -> str:
         sample = next(iter(next(iter(rows.values())).values()))
         out.append(f"### {host_name}")
         out.append("")
-        out.append(f"{host.describe()}; options `{_base_options(sample.options)}`")
+        out.append(f"{host.describe()}; options `{_base_options(sample.options)}`; modeled: QEMU "
+                   f"{sample.outcome.qemu}")
         out.append("")
         out.append("| ic-mode | guest | " + " | ".join(f"kernel-irqchip={c}" for c in _columns()) + " |")
         out.append("|---|---|" + "---|" * len(_columns()))
