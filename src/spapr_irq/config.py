@@ -390,20 +390,23 @@ def _device_reason(model: str) -> str:
 def release_for(options: str | Sequence[str], qemu: str | None = None) -> Release:
     """The release that reads `options`: `qemu` when named; else the one whose machine types
     include the type the options name, if only a vendor build has it; else the newest."""
-    return _release_for_words(words_of(options), qemu)
+    return _release_for_words(words_of(options), qemu)[0]
 
 
-def _release_for_words(words: list[str], qemu: str | None) -> Release:
+def _release_for_words(words: list[str], qemu: str | None) -> tuple[Release, str | None]:
+    """The release, and the machine type that chose it (None when named or the default)."""
     if qemu is not None:
-        return get_release(qemu)
-    return release_for_machine(machine_type_named(words))
+        return get_release(qemu), None
+    named = machine_type_named(words)
+    release = release_for_machine(named)
+    return release, (named if release.version != _NEWEST.version else None)
 
 
 def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) -> MachineConfig:
     """Parse QEMU options into a MachineConfig as QEMU release `qemu` would (when None, the
     release :func:`release_for` picks), or raise ConfigError with that release's text."""
     words = words_of(options)
-    release = _release_for_words(words, qemu)
+    release, chosen_by = _release_for_words(words, qemu)
     b = _Builder()
     i = 0
     while i < len(words):
@@ -456,9 +459,6 @@ def parse_options(options: str | Sequence[str] = "", qemu: str | None = None) ->
             i += 2
             continue
         raise ConfigError(f"{word}: invalid option")
-    chosen_by = None
-    if qemu is None and release.version != _NEWEST.version:
-        chosen_by = machine_type_named(words)
     return _build(b, tuple(words), release, chosen_by)
 
 

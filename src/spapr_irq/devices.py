@@ -70,9 +70,9 @@ class Workload:
         self.m.set_irq(self.source(event.kind, event.vcpu, event.priority), 1)
 
     def fire_masked(self, vcpu: int, priority: int) -> int:
-        """An MSI to `vcpu` fired while the guest has it masked: the ICS keeps it pending and
-        presents it at the unmask; a XIVE ESB that is off (PQ=01) drops the trigger. Returns its
-        number."""
+        """An MSI to `vcpu` fired while the guest has it masked: XICS (QEMU's ICS, and both KVM
+        XICS devices) keeps it and presents it at the unmask; a XIVE ESB the guest turned off
+        (PQ=01) drops the trigger. Returns its number."""
         irq = self.source("msi", vcpu, priority)
         self.driver.mask(irq)
         self.m.set_irq(irq, 1)
